@@ -1,0 +1,234 @@
+"""Exact invariants of the method on tiny float64 models."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
+
+import lorasb
+from lorasb.initialize import SVDConfig, truncated_svd
+
+RANK = 4
+LR = 1e-3
+
+
+def best_rank_r(matrix: torch.Tensor, rank: int) -> torch.Tensor:
+    U, S, Vh = torch.linalg.svd(matrix.double(), full_matrices=False)
+    return U[:, :rank] @ torch.diag(S[:rank]) @ Vh[:rank]
+
+
+def reference_update(model: nn.Module, names, batches, lr: float) -> dict:
+    """−lr·sign(ΣG) with plain autograd on a copy of the unadapted model."""
+    reference = copy.deepcopy(model)
+    reference.train()
+    weights = {name: reference.get_submodule(name).weight for name in names}
+    for weight in weights.values():
+        weight.requires_grad_(True)
+    for batch in batches:
+        reference(**batch).loss.backward()
+    return {name: -lr * torch.sign(weight.grad) for name, weight in weights.items()}
+
+
+@pytest.fixture
+def adapted():
+    """A tiny BERT with LoRA-SB initialised from three batches (scaling 2 to keep s in play)."""
+    model = tiny_bert()
+    plain = copy.deepcopy(model)
+    lorasb.attach(model, BERT_TARGETS, rank=RANK, alpha=2 * RANK)
+    batches = bert_batches()
+    updates = lorasb.estimate_update(model, batches, lr=LR)
+    stats = lorasb.initialize(model, updates)
+    return model, plain, batches, updates, stats
+
+
+def test_attach_wraps_targets_and_freezes_the_rest():
+    model = tiny_bert()
+    layers = lorasb.attach(model, BERT_TARGETS, rank=RANK)
+    assert sorted(layers) == sorted(
+        f"bert.encoder.layer.{i}.{suffix}"
+        for i in range(2)
+        for suffix in ["attention.self.query", "attention.self.value", "attention.output.dense", "output.dense"]
+    )
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"{name}.lora_R" for name in layers}
+    assert lorasb.count_parameters(model)[0] == len(layers) * RANK**2
+    assert all(layer.scaling == 1.0 for layer in layers.values())
+
+
+def test_empty_adapter_is_the_base_model():
+    model = tiny_bert()
+    plain = copy.deepcopy(model).eval()
+    lorasb.attach(model, BERT_TARGETS, rank=RANK)
+    batch = bert_batches(count=1)[0]
+    torch.testing.assert_close(model.eval()(**batch).logits, plain(**batch).logits, rtol=0, atol=0)
+
+
+def test_estimate_update_matches_autograd_and_touches_nothing():
+    model = tiny_bert()
+    batches = bert_batches()
+    layers = lorasb.attach(model, BERT_TARGETS, rank=RANK)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    expected = reference_update(lorasb.merge(copy.deepcopy(model)), layers, batches, LR)
+
+    updates = lorasb.estimate_update(model, batches, lr=LR)
+
+    assert updates.keys() == expected.keys()
+    for name in updates:
+        torch.testing.assert_close(updates[name].double(), expected[name], rtol=0, atol=0)
+        assert set(updates[name].unique().tolist()) <= {-LR, 0.0, LR}
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert all(p.grad is None for p in model.parameters())
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"{name}.lora_R" for name in layers}
+
+
+def test_initialization_is_the_best_rank_r_approximation(adapted):
+    model, _, _, updates, stats = adapted
+    for name, layer in lorasb.adapters(model).items():
+        torch.testing.assert_close(layer.delta_weight(), best_rank_r(updates[name], RANK))
+        eye = torch.eye(RANK, dtype=torch.float64)
+        torch.testing.assert_close(layer.lora_B.T @ layer.lora_B, eye)
+        torch.testing.assert_close(layer.lora_A @ layer.lora_A.T, eye)
+        S = torch.linalg.svdvals(updates[name].double())
+        torch.testing.assert_close(torch.tensor(stats[name].singular_values, dtype=torch.float64), S[:RANK])
+        expected_error = (S[RANK:].square().sum() / S.square().sum()).sqrt().item()
+        assert stats[name].relative_error == pytest.approx(expected_error, rel=1e-9)
+        torch.testing.assert_close(layer.lora_R, torch.diag(S[:RANK]) / layer.scaling)
+
+
+def test_initialized_model_equals_plain_model_with_updated_weights(adapted):
+    model, plain, batches, _, _ = adapted
+    with torch.no_grad():
+        for name, layer in lorasb.adapters(model).items():
+            plain.get_submodule(name).weight += layer.delta_weight()
+    for batch in batches:
+        torch.testing.assert_close(model.eval()(**batch).logits, plain.eval()(**batch).logits)
+
+
+def test_base_weights_unchanged_by_initialization(adapted):
+    model, plain, _, _, _ = adapted
+    for name, layer in lorasb.adapters(model).items():
+        assert torch.equal(layer.base.weight, plain.get_submodule(name).weight)
+
+
+def test_gradient_of_R_is_the_projected_full_gradient(adapted):
+    """∂L/∂R = s·Bᵀ·G·Aᵀ, with G the gradient of the effective weight W0 + s·B·R·A."""
+    model, _, batches, _, _ = adapted
+    merged = lorasb.merge(copy.deepcopy(model)).train()
+    layers = lorasb.adapters(model)
+    for name in layers:
+        merged.get_submodule(name).weight.requires_grad_(True)
+    model.train()
+    batch = batches[0]
+    model(**batch).loss.backward()
+    merged(**batch).loss.backward()
+    for name, layer in layers.items():
+        G = merged.get_submodule(name).weight.grad
+        expected = layer.scaling * layer.lora_B.T @ G @ layer.lora_A.T
+        torch.testing.assert_close(layer.lora_R.grad, expected)
+        assert layer.lora_A.grad is None and layer.lora_B.grad is None and layer.base.weight.grad is None
+
+
+def test_merge_equals_adapted_output_and_removes_wrappers(adapted):
+    model, _, batches, _, _ = adapted
+    with torch.no_grad():
+        for layer in lorasb.adapters(model).values():
+            layer.lora_R.add_(torch.randn_like(layer.lora_R))
+    model.eval()
+    expected = [model(**batch).logits for batch in batches]
+    merged = lorasb.merge(model)
+    assert not lorasb.adapters(merged)
+    assert all(type(merged.get_submodule(f"bert.encoder.layer.0.{s}")) is nn.Linear for s in ["attention.self.query", "output.dense"])
+    for batch, logits in zip(batches, expected):
+        torch.testing.assert_close(merged(**batch).logits, logits)
+
+
+def test_export_peft_loads_in_peft_with_the_same_logits(adapted, tmp_path):
+    from peft import PeftModel
+
+    model, plain, batches, _, _ = adapted
+    model.classifier.requires_grad_(True)
+    with torch.no_grad():
+        model.classifier.weight.mul_(3.0)
+        for layer in lorasb.adapters(model).values():
+            layer.lora_R.add_(0.1 * torch.randn_like(layer.lora_R))
+    lorasb.export_peft(model, tmp_path, modules_to_save=["classifier"])
+
+    served = PeftModel.from_pretrained(plain, tmp_path).eval()
+    model.eval()
+    for batch in batches:
+        torch.testing.assert_close(served(**batch).logits, model(**batch).logits)
+
+
+def test_llama_update_and_init_cover_all_projections():
+    model = tiny_llama()
+    layers = lorasb.attach(model, LLAMA_TARGETS, rank=RANK)
+    assert len(layers) == 2 * 7
+    batches = llama_batches()
+    expected = reference_update(lorasb.merge(copy.deepcopy(model)), layers, batches, LR)
+    updates = lorasb.estimate_update(model, batches, lr=LR)
+    for name in layers:
+        torch.testing.assert_close(updates[name].double(), expected[name], rtol=0, atol=0)
+    lorasb.initialize(model, updates)
+    for name, layer in layers.items():
+        torch.testing.assert_close(layer.delta_weight(), best_rank_r(updates[name], RANK))
+
+
+def test_randomized_svd_recovers_a_low_rank_matrix_deterministically():
+    generator = torch.Generator().manual_seed(0)
+    low_rank = torch.randn(300, RANK, generator=generator) @ torch.randn(RANK, 200, generator=generator)
+    noisy = low_rank + 1e-6 * torch.randn(300, 200, generator=generator)
+    config = SVDConfig(exact_max_dim=0)
+    U, S, Vh = truncated_svd(noisy, RANK, config)
+    torch.testing.assert_close(U @ torch.diag(S) @ Vh, best_rank_r(noisy, RANK).float(), rtol=1e-4, atol=1e-4)
+    again = truncated_svd(noisy, RANK, config)
+    assert all(torch.equal(a, b) for a, b in zip((U, S, Vh), again))
+
+
+def test_dropout_acts_only_on_the_adapter_path():
+    base = nn.Linear(8, 6).double()
+    layer = lorasb.LoraSBLinear(base, rank=2, dropout=0.5).train()
+    x = torch.randn(5, 8, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), base(x))  # R = 0: dropout has nothing to act on
+    with torch.no_grad():
+        layer.lora_A.copy_(torch.eye(2, 8))
+        layer.lora_B.copy_(torch.eye(6, 2))
+        layer.lora_R.copy_(torch.eye(2))
+    assert not torch.allclose(layer(x), layer.eval()(x))
+
+
+
+def test_no_matching_module_lists_the_linear_layers():
+    with pytest.raises(ValueError, match=r"no nn.Linear matches.*layer\.\*\.attention\.self\.query.*classifier"):
+        lorasb.attach(tiny_bert(), ["q_proj"], rank=RANK)
+
+
+def test_rank_larger_than_a_layer_names_it():
+    with pytest.raises(ValueError, match=r"rank 17 is larger than layer 'bert.encoder.layer.0.attention.self.query'.*at most 16"):
+        lorasb.attach(tiny_bert(), BERT_TARGETS, rank=17)
+
+
+def test_attach_twice_is_refused():
+    model = tiny_bert()
+    lorasb.attach(model, ["query"], rank=RANK)
+    with pytest.raises(ValueError, match="already has LoRA-SB adapters"):
+        lorasb.attach(model, ["value"], rank=RANK)
+
+
+def test_nan_gradient_names_the_layer():
+    model = tiny_bert(num_labels=1)
+    lorasb.attach(model, ["query"], rank=RANK)
+    batch = bert_batches(count=1, num_labels=1)[0]
+    batch["labels"][0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"layer 'bert.encoder.layer.\d.attention.self.query' contains NaN"):
+        lorasb.estimate_update(model, [batch], lr=LR)
+    assert all(not layer.base.weight.requires_grad for layer in lorasb.adapters(model).values())
+
+
+def test_initialize_rejects_updates_for_other_layers(adapted):
+    model, _, _, updates, _ = adapted
+    with pytest.raises(KeyError, match="missing"):
+        lorasb.initialize(model, {k: v for k, v in list(updates.items())[1:]})
