@@ -1,0 +1,118 @@
+"""Shared base for the project's data modules: tokenizer, padding collate and loaders."""
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+
+class TokenizedDataset(Dataset):
+    """A list of tokenized examples, each a dict of lists/ints (e.g. ``input_ids``, ``labels``)."""
+
+    def __init__(self, examples: list[dict[str, Any]]):
+        self.examples = examples
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Sequence[Any]]) -> "TokenizedDataset":
+        """Build from equal-length columns, e.g. a tokenizer's output plus ``labels``."""
+        keys = list(columns)
+        rows = zip(*columns.values(), strict=True)
+        return cls([dict(zip(keys, row)) for row in rows])
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.examples[index]
+
+
+class TextDataModule(L.LightningDataModule):
+    """Base data module holding a tokenizer and a tokenized ``train_dataset``.
+
+    Args:
+        tokenizer: a Hugging Face name or local path (loaded with ``AutoTokenizer``), or a
+            tokenizer object.
+        dir: local data root; ``None`` means download from the Hub.
+        max_length: truncation length in tokens.
+        batch_size: training batch size.
+        eval_batch_size: evaluation batch size (``None``: ``batch_size``).
+        num_workers: DataLoader worker processes.
+        train_limit, val_limit: keep only the first N rows of each split (quick runs).
+        seed: seed of the ``init_dataloader`` subset.
+
+    Subclasses implement ``setup`` so that ``setup("fit")`` sets ``train_dataset``.
+    """
+
+    def __init__(
+        self,
+        tokenizer: str | os.PathLike | PreTrainedTokenizerBase,
+        dir: str | os.PathLike | None = None,
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        train_limit: int | None = None,
+        val_limit: int | None = None,
+        seed: int = 42,
+    ):
+        super().__init__()
+        if isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.tokenizer = tokenizer
+        self.dir = Path(dir) if dir is not None else None
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.train_limit = train_limit
+        self.val_limit = val_limit
+        self.seed = seed
+        self.train_dataset: Dataset | None = None
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad a list of examples to the longest one; other keys (``labels``) become tensors."""
+        return self.tokenizer.pad(examples, return_tensors="pt")
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+        )
+
+    def _train_set(self) -> Dataset:
+        """The training set, running ``setup("fit")`` first if it is not loaded yet."""
+        if self.train_dataset is None:
+            self.setup("fit")
+        return self.train_dataset
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._train_set(), self.batch_size, shuffle=True)
+
+    def init_dataloader(
+        self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> DataLoader:
+        """Loader over a seeded random subset of ``num_samples`` training examples.
+
+        Used to estimate the first full fine-tuning gradient. The subset depends only on
+        ``seed``; rank ``k`` of ``world_size`` gets subset positions ``k::world_size``, in order.
+        Runs ``setup("fit")`` first if the training set is not loaded yet.
+        """
+        dataset = self._train_set()
+        if not 1 <= num_samples <= len(dataset):
+            raise ValueError(
+                f"num_samples must be between 1 and the training set size ({len(dataset)}), "
+                f"got {num_samples}"
+            )
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        generator = torch.Generator().manual_seed(self.seed)
+        indices = torch.randperm(len(dataset), generator=generator)[:num_samples].tolist()
+        return self._loader(Subset(dataset, indices[rank::world_size]), batch_size)

@@ -1,0 +1,97 @@
+"""The nine GLUE tasks: columns, label spaces, validation splits and metrics."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import Tensor
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryF1Score,
+    BinaryMatthewsCorrCoef,
+    MulticlassAccuracy,
+)
+from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
+
+_METRICS: dict[str, Callable[[int], Metric]] = {
+    "matthews": lambda num_labels: BinaryMatthewsCorrCoef(),
+    "f1": lambda num_labels: BinaryF1Score(),
+    "accuracy": lambda num_labels: (
+        BinaryAccuracy()
+        if num_labels == 2
+        else MulticlassAccuracy(num_classes=num_labels, average="micro")
+    ),
+    "pearson": lambda num_labels: PearsonCorrCoef(),
+    "spearman": lambda num_labels: SpearmanCorrCoef(),
+}
+
+
+@dataclass(frozen=True)
+class GlueTask:
+    """One GLUE task.
+
+    ``text_fields`` and ``val_splits`` use the Hugging Face Hub (``nyu-mll/glue``) names;
+    ``folder`` is the official GLUE folder. Metrics of validation split ``i`` are logged as
+    ``val/<metric><val_suffixes[i]>``; ``main_metric`` names one of those keys (without ``val/``).
+    """
+
+    name: str
+    folder: str
+    text_fields: tuple[str, ...]
+    num_labels: int
+    metric_names: tuple[str, ...]
+    main_metric: str
+    val_splits: tuple[str, ...] = ("validation",)
+    val_suffixes: tuple[str, ...] = ("",)
+
+    @property
+    def is_regression(self) -> bool:
+        """True for STS-B, whose single output is a similarity score."""
+        return self.num_labels == 1
+
+    def metrics(self) -> MetricCollection:
+        """A fresh collection of this task's validation metrics."""
+        return MetricCollection(
+            {name: _METRICS[name](self.num_labels) for name in self.metric_names}
+        )
+
+    def predict(self, logits: Tensor) -> Tensor:
+        """Predictions the metrics expect: class ids, or scores for regression."""
+        return logits.squeeze(-1) if self.is_regression else logits.argmax(-1)
+
+
+_PAIR = ("sentence1", "sentence2")
+
+GLUE_TASKS: dict[str, GlueTask] = {
+    task.name: task
+    for task in (
+        GlueTask("cola", "CoLA", ("sentence",), 2, ("matthews",), "matthews"),
+        GlueTask("sst2", "SST-2", ("sentence",), 2, ("accuracy",), "accuracy"),
+        GlueTask("mrpc", "MRPC", _PAIR, 2, ("f1", "accuracy"), "f1"),
+        GlueTask("qqp", "QQP", ("question1", "question2"), 2, ("f1", "accuracy"), "f1"),
+        GlueTask("stsb", "STS-B", _PAIR, 1, ("pearson", "spearman"), "pearson"),
+        GlueTask(
+            "mnli",
+            "MNLI",
+            ("premise", "hypothesis"),
+            3,
+            ("accuracy",),
+            "accuracy_m",
+            val_splits=("validation_matched", "validation_mismatched"),
+            val_suffixes=("_m", "_mm"),
+        ),
+        GlueTask("qnli", "QNLI", ("question", "sentence"), 2, ("accuracy",), "accuracy"),
+        GlueTask("rte", "RTE", _PAIR, 2, ("accuracy",), "accuracy"),
+        GlueTask("wnli", "WNLI", _PAIR, 2, ("accuracy",), "accuracy"),
+    )
+}
+
+
+def glue_task(name: str) -> GlueTask:
+    """The task called ``name``; raises ValueError naming the valid tasks otherwise."""
+    try:
+        return GLUE_TASKS[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown GLUE task {name!r}; expected one of: {', '.join(GLUE_TASKS)}"
+        ) from None
