@@ -43,7 +43,7 @@ class ClassificationModule(LoraSBModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         output = self.model(**batch)
         suffix = self.spec.val_suffixes[dataloader_idx]
-        self.log(f"val/loss{suffix}", output.loss, batch_size=len(batch["labels"]), add_dataloader_idx=False)
+        self.log(f"val/loss{suffix}", output.loss, batch_size=len(batch["labels"]), add_dataloader_idx=False, sync_dist=True)
         self.val_metrics[dataloader_idx].update(self.spec.predict(output.logits), batch["labels"])
 
     def on_validation_epoch_end(self) -> None:
@@ -54,4 +54,4 @@ class ClassificationModule(LoraSBModule):
         if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
             self.best.update(values[self.monitor])
             values[f"{self.monitor}_best"] = self.best.compute()
-        self.log_dict(values, prog_bar=True)
+        self.log_dict(values, prog_bar=True, sync_dist=True)

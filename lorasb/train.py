@@ -7,6 +7,7 @@ runs in ``on_fit_start``) and exports the adapter. ``--help`` lists every config
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -15,7 +16,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
-from lorasb.config import register_resolvers
+from lorasb.config import check_group_choices, register_resolvers
 
 register_resolvers()
 
@@ -32,11 +33,13 @@ def resume_checkpoint(cfg: DictConfig) -> str | None:
 
 def report(summary: dict, monitor: str) -> str:
     """One line: the monitored metric before training, at the end and at its best."""
-    figures = [f"{name} {summary[name][monitor]:.4f}" for name in ("before", "final") if monitor in summary.get(name, {})]
-    best = summary.get("best", {}).get(monitor)
-    if best is not None:
-        figures.append(f"best {best:.4f}")
-    return f"{monitor}: " + " → ".join(figures[:2]) + (f" ({figures[2]})" if len(figures) > 2 else "")
+    figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
+    if figures["final"] is None:
+        return f"{monitor}: no validation ran during training"
+    line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
+    if figures["before"] is not None:
+        line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+    return line
 
 
 def run(cfg: DictConfig) -> dict:
@@ -72,4 +75,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
     main()
