@@ -110,6 +110,9 @@ class LoraSBModule(L.LightningModule):
 
     # -- optimisation ---------------------------------------------------------------------
 
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+
     def checked(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss``, or an error that says what to do when it is NaN or infinite."""
         if not torch.isfinite(loss):

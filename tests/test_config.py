@@ -1,0 +1,265 @@
+"""The Hydra configs in conf/: every option composes, yaml and code agree, the CLI fails helpfully."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from lorasb.data import GLUE_TASKS, glue_task
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+GROUPS = ("model", "task", "method", "trainer", "logger", "experiment")
+INTERNAL_GROUPS = {"family"}  # pulled in by the task configs' defaults, not chosen on the command line
+BERT_TARGETS = ["query", "value", "attention.output.dense", "output.dense"]
+
+
+def options(group: str) -> list[str]:
+    """Every option of a config group, nested ones as ``glue/mrpc``."""
+    root = CONF / group
+    return sorted(path.relative_to(root).with_suffix("").as_posix() for path in root.rglob("*.yaml"))
+
+
+GROUP_OPTIONS = [(group, option) for group in GROUPS for option in options(group)]
+GLUE_CONFIGS = [option for option in options("task") if option.startswith("glue/")]
+
+
+# --- composition ----------------------------------------------------------------------------
+
+
+def test_every_group_is_covered():
+    groups = {path.name for path in CONF.iterdir() if path.is_dir()}
+    assert groups == set(GROUPS) | INTERNAL_GROUPS
+    assert all(options(group) for group in GROUPS)
+    assert {"minilm", "roberta_base", "roberta_large"} <= set(options("model"))
+    assert {"paper/glue", "quickstart"} <= set(options("experiment"))
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
+def test_every_option_composes_and_resolves(compose, group, option, tmp_path):
+    cfg = compose(f"{group}={option}")
+    resolved = OmegaConf.to_container(cfg, resolve=True)  # nothing is loaded: Hub models resolve offline
+    assert resolved["run_dir"] == str(tmp_path)
+    for key in ("data", "module", "trainer", "task", "model", "optim", "init", "callbacks"):
+        assert key in resolved, key
+    assert resolved["module"]["rank"] == resolved["rank"]
+    assert resolved["module"]["model"] == resolved["model"]
+    assert resolved["data"]["task"] == resolved["module"]["task"] == resolved["task"]["name"]
+    assert resolved["data"]["tokenizer"] == resolved["model"]["name_or_path"]
+    assert resolved["callbacks"]["checkpoint"]["monitor"] == resolved["task"]["monitor"]
+    assert resolved["trainer"]["default_root_dir"] == str(tmp_path)
+
+
+def test_glue_task_configs_cover_every_task():
+    assert {option.removeprefix("glue/") for option in GLUE_CONFIGS} == set(GLUE_TASKS)
+
+
+@pytest.mark.parametrize("option", GLUE_CONFIGS)
+def test_glue_monitor_matches_the_task_spec(compose, option):
+    cfg = compose(f"task={option}")
+    assert cfg.task.name == option.removeprefix("glue/")
+    assert cfg.task.monitor == "val/" + glue_task(cfg.task.name).main_metric
+
+
+def test_roberta_large_on_mrpc(compose):
+    cfg = compose("task=glue/mrpc", "model=roberta_large")
+    assert cfg.model.name_or_path == "FacebookAI/roberta-large"
+    assert list(cfg.model.target_modules) == BERT_TARGETS
+    assert cfg.data.tokenizer == "FacebookAI/roberta-large"
+    assert cfg.task.monitor == "val/f1"
+
+
+@pytest.mark.parametrize("task", [None, "glue/rte"])
+def test_paper_glue_preset(compose, task):
+    cfg = compose("experiment=paper/glue", *([f"task={task}"] if task else []))
+    assert cfg.model.name_or_path == "FacebookAI/roberta-large"
+    assert list(cfg.model.target_modules) == BERT_TARGETS
+    assert cfg.rank == 24 and cfg.module.rank == 24
+    assert cfg.optim.lr == 1e-3
+    assert cfg.data.batch_size == 128  # the preset wins over the GLUE family's default
+    assert cfg.data.max_length == 128
+    assert cfg.trainer.max_epochs == 30
+    assert cfg.optim.warmup_ratio == 0.06
+    assert cfg.optim.scheduler == "linear"
+    assert cfg.init.num_samples == 2
+    assert cfg.trainer.precision == "32-true"
+    if task:
+        assert cfg.task.name == "rte"
+
+
+def test_rank_override(compose):
+    cfg = compose("rank=8")
+    assert cfg.rank == 8
+    assert cfg.module.rank == 8
+
+
+def test_multirun_sweeps_rank(tmp_path, glue_fixtures):
+    """``-m rank=8,16,24`` launches three jobs, each with its own rank (and adapter size).
+
+    Hydra 1.3 refuses ``-m`` together with ``--cfg job`` ("Only one of --run, --multirun, --cfg
+    ... can be specified"), so the sweep really runs: three one-step jobs on the RTE fixture.
+    """
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "-m",
+        "rank=8,16,24",
+        "task=glue/rte",
+        f"data.dir={glue_fixtures}",
+        "++trainer.fast_dev_run=true",
+        "data.max_length=32",
+        "init.num_samples=2",
+        "validate_before=false",
+        "export_adapter=false",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Launching 3 jobs" in output
+    for number, rank in enumerate((8, 16, 24)):
+        assert re.search(rf"#{number} : rank={rank}\b", output), output[-3000:]
+        job = sweep / str(number)
+        assert OmegaConf.load(job / ".hydra" / "config.yaml").rank == rank
+        summary = json.loads((job / "metrics.json").read_text())
+        assert summary["parameters"]["trainable"] == 24 * rank**2 + (384 * 2 + 2)
+
+
+# --- instantiation with each logger -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_instantiate_with_each_logger(compose, logger, tmp_path, monkeypatch, glue_fixtures):
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from lorasb.classification import ClassificationModule
+    from lorasb.data import GlueDataModule
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = compose("model=minilm", "task=glue/rte", f"data.dir={glue_fixtures}", f"logger={logger}")
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.module)
+    loggers = [instantiate(c) for c in cfg.logger.values()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
+    assert isinstance(datamodule, GlueDataModule) and datamodule.task_spec.name == "rte"
+    assert isinstance(module, ClassificationModule) and module.hparams.rank == cfg.rank
+    assert isinstance(trainer, L.Trainer)
+    assert trainer.loggers == loggers and len(loggers) == 1
+    expected = {"csv": CSVLogger, "wandb": WandbLogger}[logger]
+    assert isinstance(loggers[0], expected)
+    assert Path(trainer.default_root_dir) == tmp_path
+    try:
+        loggers[0].log_hyperparams({"rank": cfg.rank})
+        loggers[0].log_metrics({"val/accuracy": 0.5}, step=0)
+        loggers[0].save()
+    finally:
+        if isinstance(loggers[0], WandbLogger):
+            assert loggers[0].experiment.settings.mode == "offline"
+            assert loggers[0].experiment.name == "rte-lora_sb-r24"
+            loggers[0].experiment.finish()
+    if logger == "wandb":
+        assert any((tmp_path / "wandb").glob("offline-run-*"))
+    else:
+        assert any((tmp_path / "logs").rglob("metrics.csv"))
+
+
+# --- command-line errors ------------------------------------------------------------------------
+
+CHEAP = [
+    "data.train_limit=16",
+    "data.val_limit=16",
+    "data.max_length=32",
+    "init.num_samples=2",
+    "init.batch_size=2",
+    "++trainer.max_steps=1",
+    "++trainer.limit_val_batches=1",
+    "validate_before=false",
+    "export_adapter=false",
+]
+
+
+def cli(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k != "LORASB_DATA_DIR"}
+    base |= {"HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
+    return subprocess.run(
+        [sys.executable, "-m", "lorasb.train", *args],
+        cwd=REPO,
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _on_fixture(fixtures: Path) -> list[str]:
+    return ["task=glue/rte", f"data.dir={fixtures}", *CHEAP]
+
+
+# name: (arguments, {extra env}, texts the error must contain)
+CLI_ERRORS = {
+    "unknown_model": (lambda fx: ["model=foo"], {}, ["foo", "minilm", "roberta_base", "roberta_large"]),
+    "unknown_trainer": (lambda fx: ["trainer=foo"], {}, ["foo", "cpu", "gpu"]),
+    "unknown_task_option": (
+        lambda fx: ["task=glue/foo"],
+        {},
+        ["glue/foo", *(f"glue/{name}" for name in GLUE_TASKS)],
+    ),
+    "unknown_experiment": (lambda fx: ["experiment=foo"], {}, ["foo", "paper/glue", "quickstart"]),
+    "unknown_scheduler": (
+        lambda fx: [*_on_fixture(fx), "optim.scheduler=foo"],
+        {},
+        ["unknown schedule 'foo'", "linear", "cosine", "constant"],
+    ),
+    "unknown_glue_name": (
+        lambda fx: [*_on_fixture(fx), "task.name=foo"],
+        {},
+        ["Unknown GLUE task 'foo'", *GLUE_TASKS],
+    ),
+    "no_matching_target": (
+        lambda fx: [*_on_fixture(fx), "model.target_modules=[nope]"],
+        {},
+        ["nope", "attention.self.query", "attention.self.key", "intermediate.dense", "output.dense", "classifier"],
+    ),
+    "rank_too_large": (
+        lambda fx: [*_on_fixture(fx), "rank=1000"],
+        {},
+        ["rank 1000", "bert.encoder.layer.0.attention.self.query", "at most 384", "rank ≤ 384"],
+    ),
+    "offline_without_data_dir": (
+        lambda fx: ["task=glue/rte", *CHEAP],
+        {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        ["data.dir", "glue/RTE/train.tsv"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def cli_errors(tmp_path_factory, glue_fixtures):
+    """Every CLI error case, started two at a time in the background on first use."""
+    root = tmp_path_factory.mktemp("cli")
+    pool = ThreadPoolExecutor(max_workers=2)
+    futures = {}
+    for name, (args, env, _) in CLI_ERRORS.items():
+        run_dir = root / name
+        env = env | {"HF_HOME": str(root / "hf_home")} if env else env
+        futures[name] = pool.submit(cli, *args(glue_fixtures), f"hydra.run.dir={run_dir}", env=env)
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("name", CLI_ERRORS)
+def test_cli_error_message(cli_errors, name):
+    result = cli_errors[name].result()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    missing = [text for text in CLI_ERRORS[name][2] if text not in output]
+    assert not missing, f"{missing} not in the output:\n{output[-3000:]}"

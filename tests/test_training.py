@@ -1,0 +1,345 @@
+"""End-to-end training through lorasb.train.run: every experiment and GLUE task, resume, export."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import lorasb.module
+from lorasb.attach import adapters
+from lorasb.train import run
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+EXPERIMENTS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix() for p in (CONF / "experiment").rglob("*.yaml"))
+
+# all-MiniLM-L6-v2: 6 blocks; the four targets of conf/model/minilm.yaml in each
+MINILM_LAYERS = {
+    f"bert.encoder.layer.{block}.{name}"
+    for block in range(6)
+    for name in ("attention.self.query", "attention.self.value", "attention.output.dense", "output.dense")
+}
+HEAD_PARAMETERS = 384 * 2 + 2  # classifier of a 2-label task: weight 2×384 and bias
+
+QUIET = ["++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false"]
+TINY = [
+    "model=minilm",
+    "trainer=cpu",
+    "trainer.precision=32-true",
+    "logger=csv",
+    "data.train_limit=16",
+    "data.val_limit=16",
+    "data.max_length=32",
+    "init.num_samples=4",
+    "init.batch_size=4",
+    *QUIET,
+]
+FAST_DEV_RUN = [*TINY, "++trainer.fast_dev_run=true"]
+
+
+def check_initialised(run_dir: Path, rank: int) -> dict:
+    """init_stats.json: one entry per adapted layer, relative errors in [0, 1), r singular values."""
+    stats = json.loads((run_dir / "init_stats.json").read_text())
+    assert set(stats["layers"]) == MINILM_LAYERS
+    for name, layer in stats["layers"].items():
+        assert 0.0 <= layer["relative_error"] < 1.0, name
+        values = layer["singular_values"]
+        assert len(values) == rank, name
+        assert all(a >= b for a, b in zip(values, values[1:])) and values[-1] > 0, name
+    assert stats["first_step_lr"] > 0 and stats["seconds"] >= 0
+    return stats
+
+
+def check_summary(run_dir: Path, summary: dict, monitor: str) -> dict:
+    written = json.loads((run_dir / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert monitor in written["final"] and monitor in written["best"]
+    return written
+
+
+# --- every experiment, every GLUE task ------------------------------------------------------
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_one_step(experiment, composer, tmp_path, shared_data):
+    """The preset's own settings with minilm on CPU (the paper's RoBERTa needs the Hub)."""
+    cfg = composer([f"experiment={experiment}", *FAST_DEV_RUN, f"data.dir={shared_data}"], tmp_path)
+    summary = run(cfg)
+    check_summary(tmp_path, summary, cfg.task.monitor)
+    check_initialised(tmp_path, cfg.rank)
+    assert summary["before"] and cfg.task.monitor in summary["before"]
+    assert summary["parameters"]["trainable"] == 24 * cfg.rank**2 + HEAD_PARAMETERS
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+FIXTURE_TASKS = ["qqp", "stsb", "mnli", "rte", "wnli"]  # tests/fixtures/glue
+REAL_TASKS = ["mrpc", "sst2", "cola"]  # ../shared/data/glue (QNLI there has no train split)
+EXPECTED_KEYS = {
+    "qqp": {"val/f1", "val/accuracy"},
+    "stsb": {"val/pearson", "val/spearman"},
+    "mnli": {"val/accuracy_m", "val/accuracy_mm", "val/loss_m", "val/loss_mm"},
+    "rte": {"val/accuracy"},
+    "wnli": {"val/accuracy"},
+    "mrpc": {"val/f1", "val/accuracy"},
+    "sst2": {"val/accuracy"},
+    "cola": {"val/matthews"},
+}
+
+
+@pytest.mark.parametrize("task", FIXTURE_TASKS + REAL_TASKS)
+def test_glue_task_runs_one_step(task, composer, tmp_path, request, glue_fixtures):
+    data_root = glue_fixtures if task in FIXTURE_TASKS else request.getfixturevalue("shared_data")
+    cfg = composer([f"task=glue/{task}", *FAST_DEV_RUN, f"data.dir={data_root}"], tmp_path)
+    summary = run(cfg)
+    written = check_summary(tmp_path, summary, cfg.task.monitor)
+    assert EXPECTED_KEYS[task] <= set(written["final"]), written["final"]
+    assert EXPECTED_KEYS[task] <= set(written["before"]), written["before"]
+    check_initialised(tmp_path, cfg.rank)
+    labels = 1 if task == "stsb" else 3 if task == "mnli" else 2
+    assert summary["parameters"]["trainable"] == 24 * cfg.rank**2 + 384 * labels + labels
+
+
+# --- a short real run: resume and export ----------------------------------------------------
+
+SHORT = [
+    "model=minilm",
+    "task=glue/mrpc",
+    "logger=csv",
+    "data.train_limit=64",
+    "data.val_limit=32",
+    "data.batch_size=16",
+    "data.max_length=32",
+    "init.num_samples=16",
+    "init.batch_size=16",
+    "trainer.max_epochs=1",
+    *QUIET,
+]
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def factors(state_dict: dict, kind: str) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state_dict.items() if k.endswith(f".{kind}")}
+
+
+@pytest.fixture(scope="module")
+def short_run(composer, tmp_path_factory, shared_data):
+    """One epoch of 4 steps on 64 MRPC rows; returns (run dir, summary, copy of last.ckpt)."""
+    run_dir = tmp_path_factory.mktemp("short_run")
+    summary = run(composer([*SHORT, f"data.dir={shared_data}"], run_dir))
+    return run_dir, summary, load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+
+
+def test_checkpoint_holds_only_adapter_and_head(short_run):
+    run_dir, _, checkpoint = short_run
+    state = checkpoint["state_dict"]
+    assert "model.bert.embeddings.word_embeddings.weight" not in state
+    model_keys = {k for k in state if k.startswith("model.")}
+    expected = {f"model.{layer}.{f}" for layer in MINILM_LAYERS for f in ("lora_A", "lora_B", "lora_R")}
+    expected |= {"model.classifier.weight", "model.classifier.bias"}
+    assert model_keys == expected
+    assert bool(state["sb_initialized"])
+    assert checkpoint["hyper_parameters"]["rank"] == 24
+    assert (run_dir / "checkpoints" / "last.ckpt").stat().st_size < 5_000_000  # the full model is ~90 MB
+
+
+def test_exported_adapter_matches_the_trained_module_in_peft(short_run, minilm_dir, shared_data):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lorasb.classification import ClassificationModule
+    from lorasb.data import GlueDataModule
+
+    run_dir, _, _ = short_run
+    adapter = run_dir / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    assert (adapter / "adapter_model.safetensors").is_file()
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["r"] == 24 and config["modules_to_save"] == ["classifier"]
+    assert Path(config["base_model_name_or_path"]) == minilm_dir
+    assert set(config["target_modules"]) == MINILM_LAYERS
+
+    trained = ClassificationModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    assert bool(trained.sb_initialized)
+    assert any(layer.lora_R.abs().sum() > 0 for layer in adapters(trained.model).values())
+    base = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2)
+    peft_model = PeftModel.from_pretrained(base, adapter).eval()
+
+    data = GlueDataModule(task="mrpc", tokenizer=AutoTokenizer.from_pretrained(minilm_dir), dir=shared_data, val_limit=16, max_length=32, batch_size=16)
+    data.setup("validate")
+    batch = next(iter(data.val_dataloader()))
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    with torch.no_grad():
+        expected = trained.model(**inputs).logits
+        got = peft_model(**inputs).logits
+        plain = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2).eval()(**inputs).logits
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+    assert not torch.allclose(plain, expected, atol=1e-3)  # the adapter and head do change the output
+
+
+@pytest.fixture(scope="module")
+def resumed_run(short_run, composer, shared_data):
+    """``short_run`` continued in the same run dir with max_epochs=2 (resume=true finds last.ckpt).
+
+    ``lorasb.module.estimate_update`` is replaced by a function that records its calls and
+    raises, so a re-initialisation shows. Returns what the first run left and the second made.
+    """
+    run_dir, first_summary, first = short_run
+    before = {
+        "init_stats": (run_dir / "init_stats.json").read_text(),
+        "csv_steps": logged_steps(run_dir),
+    }
+    calls = []
+
+    def no_estimate(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError("on_fit_start re-estimated the update of a resumed run")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lorasb.module, "estimate_update", no_estimate)
+        summary = run(composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=2"], run_dir))
+    second = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    return {"run_dir": run_dir, "first": first, "first_summary": first_summary, "second": second,
+            "summary": summary, "estimate_calls": calls, **before}
+
+
+def logged_steps(run_dir: Path) -> set[int]:
+    """Steps with a row in the run's CSV logs (every metrics.csv under <run_dir>/logs)."""
+    steps = set()
+    for path in (run_dir / "logs").rglob("metrics.csv"):
+        with open(path) as file:
+            steps |= {int(row["step"]) for row in csv.DictReader(file)}
+    return steps
+
+
+def test_resume_continues_without_reinitialising(resumed_run):
+    first, second = resumed_run["first"], resumed_run["second"]
+    assert first["epoch"] == 0 and first["global_step"] == 4
+    assert resumed_run["estimate_calls"] == []
+    assert second["global_step"] == 8 and second["epoch"] >= 1  # 1, or 2 when saved at train end
+    assert second["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 2
+    old, new = first["state_dict"], second["state_dict"]
+    for kind in ("lora_A", "lora_B"):  # frozen: bit-identical, i.e. not re-initialised
+        assert factors(old, kind).keys() == factors(new, kind).keys() and factors(new, kind)
+        for key, value in factors(old, kind).items():
+            assert torch.equal(value, new[key]), key
+    assert any(not torch.equal(value, new[key]) for key, value in factors(old, "lora_R").items())  # R trained on
+    assert bool(new["sb_initialized"])
+    assert (resumed_run["run_dir"] / "init_stats.json").read_text() == resumed_run["init_stats"]
+    summary = resumed_run["summary"]
+    assert summary["epochs"] == 2
+    assert summary["before"] == resumed_run["first_summary"]["before"]  # the pre-training figure survives
+    assert json.loads((resumed_run["run_dir"] / "metrics.json").read_text()) == json.loads(json.dumps(summary))
+
+
+def test_resume_keeps_the_first_runs_csv_log(resumed_run):
+    """The first run's CSV rows (init stats, epoch 0) survive a resume in the same run dir.
+
+    Lightning's CSVLogger deletes an existing <save_dir>/<name>/<version>/metrics.csv when it
+    starts; with conf/logger/csv.yaml's fixed ``version: ""`` that is the first run's log.
+    """
+    first_steps = resumed_run["csv_steps"]
+    assert 0 in first_steps  # init/* and the lr of step 0
+    steps = logged_steps(resumed_run["run_dir"])
+    assert first_steps <= steps, f"steps {sorted(first_steps - steps)} of the first run were deleted from metrics.csv"
+    assert max(steps) > max(first_steps)
+
+
+def test_interrupted_run_resumes_from_its_latest_epoch(composer, tmp_path, shared_data, monkeypatch):
+    """After a crash, ``resume=true`` must pick up the last finished epoch, not the best one.
+
+    lr ≈ 0 keeps val/f1 from improving after epoch 0, so the top-1 checkpoint is epoch 0's;
+    the run then crashes at the first step of epoch 2 (global step 8). last.ckpt should hold
+    the state at the end of epoch 1 (global step 8), or a resumed run silently repeats epochs.
+    """
+    from lorasb.classification import ClassificationModule
+
+    training_step = ClassificationModule.training_step
+
+    def crash_in_third_epoch(self, batch, batch_idx):
+        if self.global_step == 8:
+            raise RuntimeError("simulated crash")
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(ClassificationModule, "training_step", crash_in_third_epoch)
+    cfg = composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=3", "optim.lr=1e-9", "validate_before=false"], tmp_path)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(cfg)
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    assert best["global_step"] == 4  # epoch 0 stays the best
+    assert last["global_step"] == 8, (
+        f"last.ckpt is from global step {last['global_step']} (epoch {last['epoch']}), not the last "
+        "finished epoch (step 8): resuming would repeat training"
+    )
+
+
+def test_runs_without_a_logger(composer, tmp_path, glue_fixtures):
+    """``~logger`` (no experiment tracking) still trains: run() passes logger=False to the Trainer."""
+    overrides = [o for o in FAST_DEV_RUN if not o.startswith("logger=")]
+    cfg = composer([*overrides, "~logger", "task=glue/rte", f"data.dir={glue_fixtures}"], tmp_path)
+    assert cfg.get("logger") is None
+    summary = run(cfg)
+    check_summary(tmp_path, summary, cfg.task.monitor)
+
+
+# --- a real run ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_minilm_learns_mrpc(composer, tmp_path, shared_data, minilm_dir):
+    """800 MRPC pairs, 2 epochs of LoRA-SB at rank 16 (about a minute on 2 cores).
+
+    The untrained model (random head) is compared with the best epoch: F1 must rise by a clear
+    margin and the validation loss must fall.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    rank = 16
+    cfg = composer(
+        [
+            "model=minilm",
+            "task=glue/mrpc",
+            f"data.dir={shared_data}",
+            "data.train_limit=800",
+            "data.val_limit=200",
+            "data.max_length=64",
+            "data.batch_size=32",
+            f"rank={rank}",
+            "init.num_samples=64",
+            "init.batch_size=32",
+            "optim.lr=1e-2",
+            "trainer.max_epochs=2",
+            "logger=csv",
+            "seed=42",
+            *QUIET,
+        ],
+        tmp_path,
+    )
+    summary = run(cfg)
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    before, best = written["before"]["val/f1"], written["best"]["val/f1"]
+    print(f"\nMRPC val/f1: before {before:.4f} → best {best:.4f} "
+          f"(accuracy {written['before']['val/accuracy']:.4f} → {written['best']['val/accuracy']:.4f}, "
+          f"loss {written['before']['val/loss']:.4f} → {written['best']['val/loss']:.4f}); "
+          f"init {written['init_seconds']:.1f}s, train {written['train_seconds']:.1f}s")
+    assert best > before + 0.1
+    assert written["best"]["val/loss"] < written["before"]["val/loss"]
+    assert written["epochs"] == 2
+    assert written["best"]["val/f1_best"] == pytest.approx(best)
+
+    base = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2)
+    adapters_size = sum(
+        rank * (m.in_features + m.out_features) + rank**2
+        for name, m in base.named_modules()
+        if name in MINILM_LAYERS
+    )
+    assert written["parameters"] == {
+        "trainable": 24 * rank**2 + HEAD_PARAMETERS,
+        "total": sum(p.numel() for p in base.parameters()) + adapters_size,
+    }
+    assert written["init_seconds"] > 0 and written["train_seconds"] > 0
+    assert summary == written
