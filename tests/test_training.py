@@ -220,7 +220,6 @@ def test_resume_continues_without_reinitialising(resumed_run):
     assert first["epoch"] == 0 and first["global_step"] == 4
     assert resumed_run["estimate_calls"] == []
     assert second["global_step"] == 8 and second["epoch"] >= 1  # 1, or 2 when saved at train end
-    assert second["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"] == 2
     old, new = first["state_dict"], second["state_dict"]
     for kind in ("lora_A", "lora_B"):  # frozen: bit-identical, i.e. not re-initialised
         assert factors(old, kind).keys() == factors(new, kind).keys() and factors(new, kind)
