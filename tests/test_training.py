@@ -13,6 +13,7 @@ from lorasb.train import run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix() for p in (CONF / "experiment").rglob("*.yaml"))
+GLUE_EXPERIMENTS = ["paper/glue", "quickstart"]  # the others train causal LMs: tests/test_instruction_training.py
 
 # all-MiniLM-L6-v2: 6 blocks; the four targets of conf/model/minilm.yaml in each
 MINILM_LAYERS = {
@@ -61,7 +62,11 @@ def check_summary(run_dir: Path, summary: dict, monitor: str) -> dict:
 # --- every experiment, every GLUE task ------------------------------------------------------
 
 
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_is_tested():
+    assert set(GLUE_EXPERIMENTS) | {"paper/metamath", "paper/commonsense", "smollm2_metamath"} == set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", GLUE_EXPERIMENTS)
 def test_experiment_runs_one_step(experiment, composer, tmp_path, shared_data):
     """The preset's own settings with minilm on CPU (the paper's RoBERTa needs the Hub)."""
     cfg = composer([f"experiment={experiment}", *FAST_DEV_RUN, f"data.dir={shared_data}"], tmp_path)

@@ -8,7 +8,9 @@ from typing import Any
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
+
+from lorasb.models import load_tokenizer
 
 
 class TokenizedDataset(Dataset):
@@ -35,8 +37,8 @@ class TextDataModule(L.LightningDataModule):
     """Base data module holding a tokenizer and a tokenized ``train_dataset``.
 
     Args:
-        tokenizer: a Hugging Face name or local path (loaded with ``AutoTokenizer``), or a
-            tokenizer object.
+        tokenizer: a Hugging Face name or local path (loaded with ``AutoTokenizer``; the EOS
+            token pads where the tokenizer has no padding token), or a tokenizer object.
         dir: local data root; ``None`` means download from the Hub.
         max_length: truncation length in tokens.
         batch_size: training batch size.
@@ -62,7 +64,7 @@ class TextDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if isinstance(tokenizer, (str, os.PathLike)):
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+            tokenizer = load_tokenizer(str(tokenizer))
         self.tokenizer = tokenizer
         self.dir = Path(dir) if dir is not None else None
         self.max_length = max_length

@@ -1,0 +1,103 @@
+"""Evaluate a causal language model on GSM8K, MATH or the commonsense sets.
+
+    python -m lorasb.evaluate eval.sets=[gsm8k] eval.limit=50 data.dir=<root>          # base model
+    python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[piqa,siqa]          # PEFT adapter
+    python -m lorasb.evaluate checkpoint=<run_dir>/checkpoints/best.ckpt eval.sets=[math]
+
+Writes ``eval.json`` (accuracy and count per set) and ``predictions/<set>.jsonl`` (prompt,
+generation, extracted and gold answers, grade per example) into its run directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from lorasb.attach import merge
+from lorasb.causal_lm import CausalLMModule
+from lorasb.config import check_group_choices, register_resolvers
+from lorasb.evaluation import evaluate_sets
+from lorasb.models import load_causal_lm, load_tokenizer
+
+register_resolvers()
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_checkpoint(path: str | Path) -> CausalLMModule:
+    """The module of a lorasb training checkpoint: its base model rebuilt, its adapters restored.
+
+    Checkpoints hold only what training changes; every tensor they lack must be a frozen
+    weight of the base model.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint={path} does not exist")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    module = CausalLMModule(**checkpoint["hyper_parameters"])
+    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    trained = {f"model.{name}" for name, p in module.model.named_parameters() if p.requires_grad}
+    lost = [key for key in missing if key in trained or key.endswith(("lora_A", "lora_B", "lora_R"))]
+    if lost or unexpected:
+        raise ValueError(f"{path} does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
+    return module.eval()
+
+
+def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
+    """The model to evaluate, adapters merged, and the name or path of its tokenizer.
+
+    ``checkpoint``: a lorasb training checkpoint, which names its own base model;
+    ``adapter``: a PEFT LoRA folder on top of the ``model`` config's base model;
+    neither: the base model itself.
+    """
+    if cfg.checkpoint and cfg.adapter:
+        raise ValueError("give checkpoint=<file> or adapter=<folder>, not both")
+    if cfg.checkpoint:
+        module = load_checkpoint(cfg.checkpoint)
+        return merge(module.model), module.hparams.model["name_or_path"]
+    model = load_causal_lm(cfg.model.name_or_path, cfg.model.get("dtype", "float32"))
+    if cfg.adapter:
+        if not (Path(cfg.adapter) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"adapter={cfg.adapter} is not a PEFT adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
+    return model, cfg.model.name_or_path
+
+
+def evaluate_model(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, eval_cfg: DictConfig, data_dir: str | None, out_dir: str | Path, device: str = "auto"
+) -> dict:
+    """:func:`lorasb.evaluation.evaluate_sets` with the options of an ``eval`` config block."""
+    model.to(resolve_device(device))
+    return evaluate_sets(
+        model,
+        tokenizer,
+        list(eval_cfg.sets),
+        data_dir,
+        out_dir,
+        limit=eval_cfg.limit,
+        batch_size=eval_cfg.batch_size,
+        max_new_tokens=eval_cfg.max_new_tokens,
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    model, tokenizer_name = load_model(cfg)
+    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, cfg.device)
+    for name, result in results.items():
+        print(f"{name}: accuracy {result['accuracy']:.4f} on {result['count']} examples ({result['seconds_per_example']:.2f} s/example)")
+    print(f"results: {Path(cfg.run_dir) / 'eval.json'}")
+
+
+if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
+    main()

@@ -1,0 +1,161 @@
+"""Real runs on SmolLM2-135M-Instruct: LoRA-SB on a MetaMathQA slice, then GSM8K; commonsense evaluation."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from lorasb.data import eval_set
+from lorasb.evaluate import load_model
+from lorasb.models import load_tokenizer
+from lorasb.train import run
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = 30 * 7  # SmolLM2-135M: 30 blocks, q/k/v/o/gate/up/down in each
+QUIET = ["++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false"]
+SMOLLM2 = ["model=smollm2_135m", "trainer=cpu", "logger=csv", *QUIET]
+RANK = 8
+
+
+@pytest.fixture(scope="module")
+def metamath_run(composer, tmp_path_factory, shared_data):
+    """64 MetaMathQA rows, one epoch of 16 steps; 24 held-out rows; 8 GSM8K test questions after."""
+    run_dir = tmp_path_factory.mktemp("metamath")
+    cfg = composer(
+        [
+            "task=metamath",
+            *SMOLLM2,
+            f"data.dir={shared_data}",
+            "data.train_limit=88",
+            "data.val_size=24",
+            "data.max_length=192",
+            "data.batch_size=4",
+            f"rank={RANK}",
+            "init.num_samples=8",
+            "init.batch_size=4",
+            "optim.lr=1e-3",
+            "optim.warmup_ratio=0.25",
+            "trainer.max_epochs=1",
+            "eval.sets=[gsm8k]",
+            "eval.limit=8",
+            "eval.batch_size=8",
+        ],
+        run_dir,
+    )
+    return run_dir, run(cfg)
+
+
+def test_held_out_loss_falls(metamath_run):
+    run_dir, summary = metamath_run
+    before, after = summary["before"]["val/loss"], summary["final"]["val/loss"]
+    print(f"MetaMathQA held-out loss: {before:.4f} -> {after:.4f}")
+    assert after < 0.97 * before
+    assert summary["parameters"]["trainable"] == LAYERS * RANK**2
+    stats = json.loads((run_dir / "init_stats.json").read_text())
+    assert len(stats["layers"]) == LAYERS and 0 < stats["first_step_lr"] < 1e-3  # warm-up: lr/4 at the first step
+
+
+def test_gsm8k_is_evaluated_after_training(metamath_run, shared_data):
+    run_dir, summary = metamath_run
+    results = json.loads((run_dir / "eval.json").read_text())
+    assert summary["eval"] == results and set(results) == {"gsm8k"}
+    gsm8k = results["gsm8k"]
+    print(f"GSM8K after training: {gsm8k['correct']}/{gsm8k['count']}, {gsm8k['seconds_per_example']:.2f} s/example")
+    records = [json.loads(line) for line in (run_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()]
+    rows = eval_set("gsm8k").source.rows(shared_data, limit=8)
+    assert [r["index"] for r in records] == list(range(8)) and gsm8k["count"] == 8
+    assert gsm8k["accuracy"] == sum(r["correct"] for r in records) / 8
+    for record, row in zip(records, rows):
+        assert record["prompt"].endswith("### Response: Let's think step by step.") and row["question"] in record["prompt"]
+        assert record["gold"] == float(row["answer"].rsplit("####", 1)[1].replace(",", ""))
+        assert record["generation"].strip() and record["correct"] == eval_set("gsm8k").correct(record["generation"], row)
+
+
+def test_adapter_and_checkpoint_give_the_trained_model(metamath_run, smollm2_dir):
+    run_dir, _ = metamath_run
+    base_cfg = OmegaConf.create({"model": {"name_or_path": str(smollm2_dir), "dtype": "float32"}, "adapter": None, "checkpoint": None})
+    base, _ = load_model(base_cfg)
+    from_adapter, _ = load_model(OmegaConf.merge(base_cfg, {"adapter": str(run_dir / "adapter")}))
+    from_checkpoint, tokenizer_path = load_model(OmegaConf.merge(base_cfg, {"checkpoint": str(run_dir / "checkpoints" / "last.ckpt")}))
+    tokenizer = load_tokenizer(tokenizer_path)
+    inputs = tokenizer(["### Instruction:\nWhat is 3 + 4?\n\n### Response:\n"], return_tensors="pt")
+    with torch.no_grad():
+        logits = [model.eval()(**inputs).logits for model in (base, from_adapter, from_checkpoint)]
+    torch.testing.assert_close(logits[1], logits[2], rtol=1e-4, atol=1e-4)
+    assert (logits[1] - logits[0]).abs().max() > 1e-2  # training changed the model
+
+
+@pytest.fixture(scope="module")
+def commonsense_root(tmp_path_factory, shared_data, glue_fixtures):
+    """A data root with all eight sets: four real ones from ../shared/data, four hand-written fixtures."""
+    root = tmp_path_factory.mktemp("commonsense_root")
+    (root / "commonsense").mkdir()
+    for folder in ("boolq", "ARC-Easy", "ARC-Challenge", "openbookqa"):
+        (root / "commonsense" / folder).symlink_to(shared_data / "commonsense" / folder)
+    for folder in ("piqa", "social_i_qa", "hellaswag", "winogrande"):
+        (root / "commonsense" / folder).symlink_to(glue_fixtures / "commonsense" / folder)
+    return root
+
+
+def test_evaluate_command_on_the_commonsense_sets(commonsense_root, tmp_path):
+    sets = ["boolq", "piqa", "siqa", "hellaswag", "winogrande", "arc_e", "arc_c", "obqa"]
+    result = subprocess.run(
+        [sys.executable, "-m", "lorasb.evaluate", f"eval.sets=[{','.join(sets)}]", "eval.limit=4", f"data.dir={commonsense_root}", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != "LORASB_DATA_DIR"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert list(results) == sets
+    for name in sets:
+        expected = 3 if name in ("piqa", "siqa", "hellaswag", "winogrande") else 4
+        assert results[name]["count"] == expected, name
+        assert 0 <= results[name]["accuracy"] <= 1
+        records = [json.loads(line) for line in (tmp_path / "predictions" / f"{name}.jsonl").read_text().splitlines()]
+        assert len(records) == expected and results[name]["correct"] == sum(r["correct"] for r in records)
+        assert f"{name}: accuracy {results[name]['accuracy']:.4f} on {expected} examples" in result.stdout
+    print({name: (r["correct"], r["count"], round(r["seconds_per_example"], 2)) for name, r in results.items()})
+
+
+PRESET_RANKS = {"paper/metamath": 96, "paper/commonsense": 96, "smollm2_metamath": 8}
+
+
+@pytest.mark.parametrize("experiment", PRESET_RANKS)
+def test_preset_runs_one_step(experiment, composer, tmp_path, shared_data, commonsense_root):
+    """The preset's own rank, schedule and data settings for one step with SmolLM2 on CPU."""
+    data_dir = commonsense_root if experiment == "paper/commonsense" else shared_data
+    if experiment == "paper/commonsense":
+        (commonsense_root / "commonsense" / "train.json").unlink(missing_ok=True)
+        (commonsense_root / "commonsense" / "train.json").symlink_to(shared_data / "commonsense" / "train.json")
+    cfg = composer(
+        [
+            f"experiment={experiment}",
+            *SMOLLM2,
+            "++trainer.fast_dev_run=true",
+            f"data.dir={data_dir}",
+            "data.train_limit=40",
+            "data.val_size=8",
+            "data.max_length=96",
+            "init.num_samples=4",
+            "init.batch_size=2",
+            "eval.limit=2",
+            "eval.max_new_tokens=8",
+        ],
+        tmp_path,
+    )
+    summary = run(cfg)
+    assert cfg.rank == PRESET_RANKS[experiment]
+    assert summary["parameters"]["trainable"] == LAYERS * cfg.rank**2
+    assert "val/loss" in summary["before"] and "val/loss" in summary["final"]
+    assert set(summary["eval"]) == set(cfg.eval.sets)
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
