@@ -34,24 +34,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_checkpoint(path: str | Path) -> CausalLMModule:
-    """The module of a lorasb training checkpoint: its base model rebuilt, its adapters restored.
-
-    Checkpoints hold only what training changes; every tensor they lack must be a frozen
-    weight of the base model.
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint={path} does not exist")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    module = CausalLMModule(**checkpoint["hyper_parameters"])
-    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
-    trained = {f"model.{name}" for name, p in module.model.named_parameters() if p.requires_grad}
-    lost = [key for key in missing if key in trained or key.endswith(("lora_A", "lora_B", "lora_R"))]
-    if lost or unexpected:
-        raise ValueError(f"{path} does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
-    return module.eval()
-
-
 def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     """The model to evaluate, adapters merged, and the name or path of its tokenizer.
 
@@ -62,7 +44,7 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     if cfg.checkpoint and cfg.adapter:
         raise ValueError("give checkpoint=<file> or adapter=<folder>, not both")
     if cfg.checkpoint:
-        module = load_checkpoint(cfg.checkpoint)
+        module = CausalLMModule.from_checkpoint(cfg.checkpoint)
         return merge(module.model), module.hparams.model["name_or_path"]
     model = load_causal_lm(cfg.model.name_or_path, cfg.model.get("dtype", "float32"))
     if cfg.adapter:

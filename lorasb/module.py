@@ -144,6 +144,23 @@ class LoraSBModule(L.LightningModule):
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("model.") or k in kept}
 
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> "LoraSBModule":
+        """The module of a training checkpoint: the pretrained model rebuilt, adapters and head restored.
+
+        Every tensor the checkpoint lacks must be a frozen weight of the pretrained model.
+        """
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {path} does not exist")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        module = cls(**checkpoint["hyper_parameters"])
+        missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+        trained = {f"model.{name}" for name, p in module.model.named_parameters() if p.requires_grad}
+        lost = [key for key in missing if key in trained or key.endswith(("lora_A", "lora_B", "lora_R"))]
+        if lost or unexpected:
+            raise ValueError(f"{path} does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
+        return module.eval()
+
     def parameter_counts(self) -> dict[str, int]:
         trainable, total = count_parameters(self.model)
         return {"trainable": trainable, "total": total}

@@ -148,6 +148,21 @@ def test_checkpoint_holds_only_adapter_and_head(short_run):
     assert model_keys == expected
     assert bool(state["sb_initialized"])
     assert checkpoint["hyper_parameters"]["rank"] == 24
+
+
+def test_module_rebuilt_from_its_checkpoint(short_run, tmp_path):
+    from lorasb.classification import ClassificationModule
+
+    run_dir, _, checkpoint = short_run
+    module = ClassificationModule.from_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    restored = module.state_dict()
+    for key, value in checkpoint["state_dict"].items():
+        torch.testing.assert_close(restored[key], value, rtol=0, atol=0)
+    assert bool(module.sb_initialized) and not module.training
+    broken = {**checkpoint, "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if not k.endswith("lora_R")}}
+    torch.save(broken, tmp_path / "broken.ckpt")
+    with pytest.raises(ValueError, match="does not match its model: missing .*lora_R"):
+        ClassificationModule.from_checkpoint(tmp_path / "broken.ckpt")
     assert (run_dir / "checkpoints" / "last.ckpt").stat().st_size < 5_000_000  # the full model is ~90 MB
 
 
