@@ -3,18 +3,24 @@
 The method itself is plain PyTorch and works in any training loop::
 
     import lorasb
-    layers = lorasb.attach(model, ["q_proj", "v_proj"], rank=16)
+    layers = lorasb.method.attach(model, ["q_proj", "v_proj"], rank=16)
     updates = lorasb.estimate_update(model, few_batches, lr=first_step_lr)
-    lorasb.initialize(model, updates)
+    lorasb.method.initialize(model, updates)
     # ... train the parameters that require grad (the lora_R cores) ...
     lorasb.export_peft(model, "adapter/")  # or lorasb.merge(model)
 """
 
-from lorasb.attach import adapters, attach, count_parameters, merge
-from lorasb.estimate import estimate_update
-from lorasb.export import export_peft
-from lorasb.initialize import SVDConfig, initialize
-from lorasb.layer import LoraSBLinear
+from lorasb.method import (
+    LoraSBLinear,
+    SVDConfig,
+    adapters,
+    attach,
+    count_parameters,
+    estimate_update,
+    export_peft,
+    initialize,
+    merge,
+)
 
 __all__ = [
     "LoraSBLinear",

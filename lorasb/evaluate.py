@@ -14,24 +14,12 @@ import sys
 from pathlib import Path
 
 import hydra
-import torch
 from omegaconf import DictConfig
-from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel
 
-from lorasb.attach import merge
-from lorasb.causal_lm import CausalLMModule
 from lorasb.config import check_group_choices, register_resolvers
-from lorasb.evaluation import evaluate_sets
-from lorasb.models import load_causal_lm, load_tokenizer
 
 register_resolvers()
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
@@ -41,11 +29,17 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     ``adapter``: a PEFT LoRA folder on top of the ``model`` config's base model;
     neither: the base model itself.
     """
+    from peft import PeftModel
+
+    from lorasb.lightning.causal_lm import CausalLMModule
+    from lorasb.method import merge
+    from lorasb.models import load_causal_lm
+
     if cfg.checkpoint and cfg.adapter:
         raise ValueError("give checkpoint=<file> or adapter=<folder>, not both")
     if cfg.checkpoint:
-        module = CausalLMModule.from_checkpoint(cfg.checkpoint)
-        return merge(module.model), module.hparams.model["name_or_path"]
+        module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
+        return merge(module.model.eval()), module.hparams.model["name_or_path"]
     model = load_causal_lm(cfg.model.name_or_path, cfg.model.get("dtype", "float32"))
     if cfg.adapter:
         if not (Path(cfg.adapter) / "adapter_config.json").is_file():
@@ -54,25 +48,11 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     return model, cfg.model.name_or_path
 
 
-def evaluate_model(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, eval_cfg: DictConfig, data_dir: str | None, out_dir: str | Path, device: str = "auto"
-) -> dict:
-    """:func:`lorasb.evaluation.evaluate_sets` with the options of an ``eval`` config block."""
-    model.to(resolve_device(device))
-    return evaluate_sets(
-        model,
-        tokenizer,
-        list(eval_cfg.sets),
-        data_dir,
-        out_dir,
-        limit=eval_cfg.limit,
-        batch_size=eval_cfg.batch_size,
-        max_new_tokens=eval_cfg.max_new_tokens,
-    )
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    from lorasb.eval import evaluate_model
+    from lorasb.models import load_tokenizer
+
     model, tokenizer_name = load_model(cfg)
     results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, cfg.device)
     for name, result in results.items():

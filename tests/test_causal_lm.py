@@ -4,11 +4,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lorasb.attach import adapters
-from lorasb.causal_lm import CausalLMModule
+from lorasb.method.attach import adapters
+from lorasb.lightning.causal_lm import CausalLMModule
 from lorasb.data import encode_examples
 from lorasb.data.instruction import IGNORE_INDEX, InstructionDataModule
-from lorasb.prompts import alpaca_prompt
+from lorasb.data.prompts import alpaca_prompt
 
 RANK = 4
 PAIRS = [

@@ -111,7 +111,7 @@ def test_paper_metamath_preset(compose):
     assert (cfg.data.batch_size, cfg.trainer.accumulate_grad_batches, cfg.trainer.max_epochs) == (1, 32, 1)
     assert (cfg.data.max_length, cfg.data.train_limit) == (512, 50000)
     assert (cfg.init.num_samples, cfg.init.batch_size) == (50, 3)
-    assert cfg.trainer.precision == "bf16-mixed" and cfg.module._target_ == "lorasb.causal_lm.CausalLMModule"
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.module._target_ == "lorasb.lightning.causal_lm.CausalLMModule"
 
 
 def test_paper_commonsense_preset(compose):
@@ -193,7 +193,7 @@ def test_instantiate_with_each_logger(compose, logger, tmp_path, monkeypatch, gl
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-    from lorasb.classification import ClassificationModule
+    from lorasb.lightning.classification import ClassificationModule
     from lorasb.data import GlueDataModule
 
     monkeypatch.setenv("WANDB_MODE", "offline")

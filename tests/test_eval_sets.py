@@ -3,8 +3,8 @@
 import datasets
 import pytest
 
-from lorasb.data import EVAL_SETS, eval_set
-from lorasb.grading import ANSWER_VOCABULARY
+from lorasb.eval import EVAL_SETS, eval_set
+from lorasb.eval.grading import ANSWER_VOCABULARY
 
 FIXTURE_SETS = ["piqa", "siqa", "hellaswag", "winogrande"]  # tests/fixtures/commonsense/<folder>/test.json
 SHARED_SETS = {"gsm8k": 1319, "math": 5000, "boolq": 3270, "arc_e": 2376, "arc_c": 1172, "obqa": 500}
@@ -19,34 +19,45 @@ def test_every_set_is_known():
         eval_set("mmlu")
 
 
-def reference_answer(name: str, row: dict) -> str:
-    """What a perfect model would write: the reference solution, stated the way the graders read it."""
-    if name == "gsm8k":
-        return row["answer"]  # no "The answer is": the grader falls back to the last number
-    if name == "math":  # MATH solutions may say "the answer is" mid-text; the stated answer comes last
-        return row["solution"] + "\nThe answer is: " + " ".join(eval_set("math").gold(row).split())
-    return row["output"]
-
-
 @pytest.mark.parametrize("name", SHARED_SETS)
-def test_shared_sets_load_whole_and_their_references_grade_correct(name, shared_data):
+def test_shared_sets_load_whole_with_a_gold_answer_in_every_row(name, shared_data):
     spec = eval_set(name)
     rows = spec.source.rows(shared_data)
     assert len(rows) == SHARED_SETS[name]
-    graded = [spec.correct(reference_answer(name, row), row) for row in rows]
-    assert all(graded), [i for i, ok in enumerate(graded) if not ok][:10]
+    golds = [spec.gold(row) for row in rows]
+    unreadable = [i for i, gold in enumerate(golds) if gold is None]
+    assert not unreadable, unreadable[:10]
+    if name in ANSWER_VOCABULARY:
+        assert set(golds) <= set(ANSWER_VOCABULARY[name])
     assert spec.source.rows(shared_data, limit=7) == rows[:7]
 
 
-@pytest.mark.parametrize("name", SHARED_SETS)
-def test_a_wrong_answer_grades_wrong(name, shared_data):
+# (set, row of the shared test file, a generation written by hand, its grade). Golds: GSM8K row 0
+# is 18 (Janet's ducks), row 1 is 3; MATH row 0 is 2, row 1 is \frac{1}{2}; BoolQ row 0 false;
+# ARC-e row 0 answer1; ARC-c row 0 answer3; OBQA row 1 answer1.
+GENERATIONS = [
+    ("gsm8k", 0, "16 - 3 - 4 = 9 eggs are sold at $2 each: 9 * 2 = 18.\nThe answer is: 18", True),
+    ("gsm8k", 0, "She sells 16 - 3 = 13 eggs, 13 * 2 = 26.\nThe answer is: $26.", False),
+    ("gsm8k", 0, "The answer is: 9 eggs, which make $18.", False),  # the first number after the phrase counts
+    ("gsm8k", 1, "2 + 2 / 2 = 3 bolts. The answer is 3.", True),
+    ("math", 0, "The denominator factors as (x+3)(x-2), so there are two.\nThe answer is: 2", True),
+    ("math", 0, "The answer is: 3", False),
+    ("math", 1, "The ratio of areas is one half. The answer is: $\\dfrac12$.", True),
+    ("math", 1, "So the answer is \\boxed{0.5}", True),  # no "The answer is": the last box counts
+    ("math", 1, "The answer is: 0.4999", False),
+    ("boolq", 0, "the correct answer is false", True),
+    ("boolq", 0, "the correct answer is true, not false", False),  # the first label counts
+    ("arc_e", 0, "the correct answer is answer1", True),
+    ("arc_c", 0, "Answer3", True),
+    ("arc_c", 0, "answer30", False),
+    ("obqa", 1, "the correct answer is answer2", False),
+]
+
+
+@pytest.mark.parametrize(("name", "row", "generation", "grade"), GENERATIONS)
+def test_hand_written_generations_grade_as_known(name, row, generation, grade, shared_data):
     spec = eval_set(name)
-    row = spec.source.rows(shared_data, limit=1)[0]
-    if name in ("gsm8k", "math"):
-        assert not spec.correct("The answer is: 123456789", row)
-    else:
-        others = [label for label in ANSWER_VOCABULARY[name] if label != row["answer"]]
-        assert not spec.correct(f"the correct answer is {others[0]}", row)
+    assert spec.correct(generation, spec.source.rows(shared_data, limit=row + 1)[row]) is grade
 
 
 @pytest.mark.parametrize("name", FIXTURE_SETS)
@@ -56,7 +67,7 @@ def test_fixture_sets_follow_the_llm_adapters_format(name, glue_fixtures):
     assert len(rows) == 3
     for row in rows:
         assert row["answer"] in ANSWER_VOCABULARY[name]
-        assert spec.correct(row["output"], row) and spec.extract(row["output"]) == row["answer"]
+        assert spec.extract(row["output"]) == row["answer"]
         prompt = spec.prompt(row)
         assert row["instruction"] in prompt and prompt.endswith("### Response:\n")
 

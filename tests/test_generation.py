@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from lorasb.generation import generate, stop_tokens
+from lorasb.eval.generation import generate, stop_tokens
 from lorasb.models import load_causal_lm
-from lorasb.prompts import alpaca_prompt
+from lorasb.data.prompts import alpaca_prompt
 
 PROMPTS = [
     alpaca_prompt("What is the capital of France?"),

@@ -1,8 +1,8 @@
-"""Graders of generated answers (lorasb.grading): GSM8K, MATH and commonsense choice."""
+"""Graders of generated answers (lorasb.eval.grading): GSM8K, MATH and commonsense choice."""
 
 import pytest
 
-from lorasb.grading import (
+from lorasb.eval.grading import (
     ANSWER_VOCABULARY,
     choice_correct,
     choice_prediction,

@@ -8,7 +8,7 @@ import torch
 
 from lorasb.data import INSTRUCTION_SETS, InstructionDataModule, encode_examples, fit_to_length
 from lorasb.data.instruction import IGNORE_INDEX
-from lorasb.prompts import alpaca_prompt
+from lorasb.data.prompts import alpaca_prompt
 
 # --- the prompt ---------------------------------------------------------------------------------
 
@@ -123,12 +123,12 @@ def test_data_module_holds_out_rows(smollm2_tokenizer, shared_data):
     module = make_module(smollm2_tokenizer, shared_data)
     module.setup("fit")
     assert len(module.train_dataset) == 48 and len(module.val_dataset) == 12
-    train = {tuple(e["input_ids"]) for e in module.train_dataset.examples}
-    val = {tuple(e["input_ids"]) for e in module.val_dataset.examples}
+    train = {tuple(e["input_ids"]) for e in module.train_dataset}
+    val = {tuple(e["input_ids"]) for e in module.val_dataset}
     assert not train & val
     again = make_module(smollm2_tokenizer, shared_data)
     again.setup("fit")
-    assert [e["input_ids"] for e in again.val_dataset.examples] == [e["input_ids"] for e in module.val_dataset.examples]
+    assert [e["input_ids"] for e in again.val_dataset] == [e["input_ids"] for e in module.val_dataset]
 
 
 def test_collate_pads_right_with_ignored_labels(smollm2_tokenizer, shared_data):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lorasb.classification import ClassificationModule
+from lorasb.lightning.classification import ClassificationModule
 from lorasb.config import register_resolvers
 from lorasb.models import package_dir
 

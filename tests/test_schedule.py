@@ -1,4 +1,4 @@
-"""Learning-rate schedules (lorasb.schedule) exactly, and the lr that LoRA-SB initialises with."""
+"""Learning-rate schedules (lorasb.lightning.schedule) exactly, and the lr that LoRA-SB initialises with."""
 
 import csv
 import json
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lorasb.schedule import SCHEDULES, lr_factor, warmup_steps
+from lorasb.lightning.schedule import SCHEDULES, lr_factor, warmup_steps
 from lorasb.train import run
 
 KINDS = ("linear", "cosine", "constant")

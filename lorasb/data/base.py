@@ -1,36 +1,20 @@
-"""Shared base for the project's data modules: tokenizer, padding collate and loaders."""
+"""Shared base for the project's data modules: tokenizer, cached tokenisation, collator and loaders."""
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import datasets
 import lightning as L
 import torch
+from datasets.fingerprint import Hasher
 from torch.utils.data import DataLoader, Dataset, Subset
-from transformers import PreTrainedTokenizerBase
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from lorasb.models import load_tokenizer
+from lorasb.models import cache_dir, load_tokenizer
 
-
-class TokenizedDataset(Dataset):
-    """A list of tokenized examples, each a dict of lists/ints (e.g. ``input_ids``, ``labels``)."""
-
-    def __init__(self, examples: list[dict[str, Any]]):
-        self.examples = examples
-
-    @classmethod
-    def from_columns(cls, columns: Mapping[str, Sequence[Any]]) -> "TokenizedDataset":
-        """Build from equal-length columns, e.g. a tokenizer's output plus ``labels``."""
-        keys = list(columns)
-        rows = zip(*columns.values(), strict=True)
-        return cls([dict(zip(keys, row)) for row in rows])
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.examples[index]
+Encode = Callable[[dict[str, list[Any]]], dict[str, list[Any]]]
 
 
 class TextDataModule(L.LightningDataModule):
@@ -75,10 +59,37 @@ class TextDataModule(L.LightningDataModule):
         self.val_limit = val_limit
         self.seed = seed
         self.train_dataset: Dataset | None = None
+        self.collate = self.build_collator()
 
-    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Pad a list of examples to the longest one; other keys (``labels``) become tensors."""
-        return self.tokenizer.pad(examples, return_tensors="pt")
+    def build_collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
+        """Pads a list of examples to the longest one; other keys (``labels``) become tensors."""
+        return DataCollatorWithPadding(self.tokenizer, return_tensors="pt")
+
+    def tokenized(self, columns: dict[str, Sequence[Any]], encode: Encode, encoding: str) -> datasets.Dataset:
+        """``encode`` mapped over the rows in batches by ``datasets``, cached on disk.
+
+        The cache file (under ``<cache_dir>/datasets``) is keyed by the rows' content, the
+        tokenizer, ``max_length`` and ``encoding`` (a name for what ``encode`` does, changed
+        whenever that changes), so an unchanged split
+        is tokenised once across runs and a changed one never reuses a stale file. The columns
+        ``encode`` does not return are dropped, except ``labels``.
+        """
+        rows = datasets.Dataset.from_dict({name: list(values) for name, values in columns.items()})
+        tokenizer = self.tokenizer
+        key = Hasher.hash(
+            [rows._fingerprint, type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer),
+             tokenizer.special_tokens_map, tokenizer.padding_side, self.max_length, encoding]
+        )
+        folder = cache_dir() / "datasets"
+        folder.mkdir(parents=True, exist_ok=True)
+        return rows.map(
+            encode,
+            batched=True,
+            remove_columns=[name for name in rows.column_names if name != "labels"],
+            cache_file_name=str(folder / f"{key}.arrow"),
+            new_fingerprint=key,
+            desc="tokenizing",
+        )
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
         return DataLoader(

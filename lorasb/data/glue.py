@@ -1,43 +1,16 @@
 """GLUE data: official TSV files under a local root, or ``nyu-mll/glue`` from the Hub."""
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import datasets
 from torch.utils.data import DataLoader
 
-from .base import TextDataModule, TokenizedDataset
-from .glue_tasks import GlueTask, glue_task
+from lorasb.data.base import TextDataModule
+from lorasb.data.glue_tasks import GlueTask, glue_task
 
 HUB_DATASET = "nyu-mll/glue"
-
-
-@dataclass(frozen=True)
-class _TsvFormat:
-    """Where a GLUE TSV keeps texts and label: header names, or positions when headerless."""
-
-    text_columns: tuple[str, ...] | tuple[int, ...]
-    label_column: str | int
-    label_ids: dict[str, int] | None = None
-
-
-_NLI_2 = {"entailment": 0, "not_entailment": 1}
-_NLI_3 = {"entailment": 0, "neutral": 1, "contradiction": 2}
-_PAIR = ("sentence1", "sentence2")
-
-_TSV_FORMATS: dict[str, _TsvFormat] = {
-    "cola": _TsvFormat((3,), 1),
-    "sst2": _TsvFormat(("sentence",), "label"),
-    "mrpc": _TsvFormat(("#1 String", "#2 String"), "Quality"),
-    "qqp": _TsvFormat(("question1", "question2"), "is_duplicate"),
-    "stsb": _TsvFormat(_PAIR, "score"),
-    "mnli": _TsvFormat(_PAIR, "gold_label", _NLI_3),
-    "qnli": _TsvFormat(("question", "sentence"), "label", _NLI_2),
-    "rte": _TsvFormat(_PAIR, "label", _NLI_2),
-    "wnli": _TsvFormat(_PAIR, "label"),
-}
 
 
 class GlueSplit(NamedTuple):
@@ -49,10 +22,9 @@ class GlueSplit(NamedTuple):
 
 def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
     """Read an official GLUE TSV (BOM-tolerant, quotes kept verbatim) into a ``GlueSplit``."""
-    fmt = _TSV_FORMATS[task.name]
     with open(path, encoding="utf-8-sig", newline="") as file:
         rows = [row for row in csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
-    text_columns, label_column, first_row = fmt.text_columns, fmt.label_column, 1
+    text_columns, label_column, first_row = task.tsv_texts, task.tsv_label, 1
     if isinstance(label_column, str):
         header, rows, first_row = rows[0], rows[1:], 2
         missing = {*text_columns, label_column} - set(header)
@@ -69,7 +41,7 @@ def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
             if task.is_regression:
                 labels.append(float(raw))
             else:
-                labels.append(fmt.label_ids[raw] if fmt.label_ids else int(raw))
+                labels.append(task.tsv_label_ids[raw] if task.tsv_label_ids else int(raw))
             for column, index in zip(texts, text_columns):
                 column.append(row[index])
         except (IndexError, KeyError, ValueError) as err:
@@ -93,7 +65,7 @@ class GlueDataModule(TextDataModule):
         super().__init__(**kwargs)
         self.task_spec = glue_task(task)
         self.num_labels = self.task_spec.num_labels
-        self.val_datasets: list[TokenizedDataset] | None = None
+        self.val_datasets: list[datasets.Dataset] | None = None
 
     def prepare_data(self) -> None:
         """Download the task from the Hub (once, on one process) when no ``dir`` is given."""
@@ -115,10 +87,14 @@ class GlueDataModule(TextDataModule):
         loaders = [self._loader(dataset, self.eval_batch_size) for dataset in self.val_datasets]
         return loaders if len(loaders) > 1 else loaders[0]
 
-    def _tokenize(self, split: GlueSplit, limit: int | None) -> TokenizedDataset:
-        texts = [column[:limit] for column in split.texts]
-        encoding = self.tokenizer(*texts, truncation=True, max_length=self.max_length)
-        return TokenizedDataset.from_columns({**encoding, "labels": split.labels[:limit]})
+    def _tokenize(self, split: GlueSplit, limit: int | None) -> datasets.Dataset:
+        fields = [f"text{i}" for i in range(len(split.texts))]
+        columns = {field: texts[:limit] for field, texts in zip(fields, split.texts)} | {"labels": split.labels[:limit]}
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            return self.tokenizer(*(batch[field] for field in fields), truncation=True, max_length=self.max_length)
+
+        return self.tokenized(columns, encode, encoding="glue-v1")
 
     def _read(self, split: str) -> GlueSplit:
         if self.dir is not None:

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import datasets
 import torch
 from torch.utils.data import DataLoader
-from transformers import PreTrainedTokenizerBase
+from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from lorasb.prompts import alpaca_prompt
+from lorasb.data.prompts import alpaca_prompt
 
-from .base import TextDataModule, TokenizedDataset
-from .sources import JsonSource
+from lorasb.data.base import TextDataModule
+from lorasb.data.sources import JsonSource
 
 IGNORE_INDEX = -100
 LLM_ADAPTERS = "https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/main"
@@ -110,7 +111,7 @@ class InstructionDataModule(TextDataModule):
         super().__init__(**kwargs)
         self.spec = instruction_set(task)
         self.val_size = val_size
-        self.val_dataset: TokenizedDataset | None = None
+        self.val_dataset: datasets.Dataset | None = None
 
     def prepare_data(self) -> None:
         """Download the training set (once, on one process) when no ``dir`` is given."""
@@ -132,19 +133,21 @@ class InstructionDataModule(TextDataModule):
         self.train_dataset = self._encode([rows[i] for i in train])
         self.val_dataset = self._encode([rows[i] for i in held_out])
 
-    def _encode(self, rows: list[dict[str, Any]]) -> TokenizedDataset:
-        return TokenizedDataset(encode_examples(self.tokenizer, [self.spec.pair(row) for row in rows], self.max_length))
+    def _encode(self, rows: list[dict[str, Any]]) -> datasets.Dataset:
+        prompts, responses = zip(*(self.spec.pair(row) for row in rows)) if rows else ((), ())
+
+        def encode(batch: dict[str, list[str]]) -> dict[str, list]:
+            examples = encode_examples(self.tokenizer, list(zip(batch["prompt"], batch["response"])), self.max_length)
+            return {key: [example[key] for example in examples] for key in ("input_ids", "attention_mask", "labels")}
+
+        return self.tokenized({"prompt": prompts, "response": responses}, encode, encoding="instruction-v1")
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
             self.setup("validate")
         return self._loader(self.val_dataset, self.eval_batch_size) if len(self.val_dataset) else []
 
-    def collate(self, examples: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        """Right-pad to the longest example: pad token ids, attention 0, labels ``-100``."""
-        width = max(len(example["input_ids"]) for example in examples)
-        fill = {"input_ids": self.tokenizer.pad_token_id, "attention_mask": 0, "labels": IGNORE_INDEX}
-        return {
-            key: torch.tensor([example[key] + [value] * (width - len(example[key])) for example in examples])
-            for key, value in fill.items()
-        }
+    def build_collator(self) -> DataCollatorForSeq2Seq:
+        """Right-pads to the longest example: pad token ids, attention 0, labels ``-100``."""
+        self.tokenizer.padding_side = "right"
+        return DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=IGNORE_INDEX, return_tensors="pt")

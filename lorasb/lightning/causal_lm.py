@@ -7,7 +7,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lorasb.models import load_causal_lm
-from lorasb.module import LoraSBModule
+from lorasb.lightning.module import LoraSBModule
 
 
 class CausalLMModule(LoraSBModule):
@@ -18,7 +18,7 @@ class CausalLMModule(LoraSBModule):
     Args:
         gradient_checkpointing: recompute activations in the backward pass (less memory,
             about a third more compute).
-        **kwargs: :class:`lorasb.module.LoraSBModule` arguments.
+        **kwargs: :class:`lorasb.lightning.module.LoraSBModule` arguments.
     """
 
     monitor = "val/loss"
@@ -33,7 +33,9 @@ class CausalLMModule(LoraSBModule):
         model_cfg = self.hparams.model
         model = load_causal_lm(model_cfg["name_or_path"], model_cfg.get("dtype", "float32"))
         if self.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            # transformers ≥ 5 names it activation checkpointing; older releases only know the old name
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable({"use_reentrant": False})
             model.config.use_cache = False
         return model
 

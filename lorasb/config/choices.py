@@ -1,4 +1,4 @@
-"""The configs in ``conf/``: their resolvers, and friendly checks of the user's choices."""
+"""Friendly checks of the user's config choices, made before anything heavy loads."""
 
 from __future__ import annotations
 
@@ -7,16 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorasb.models import gguf_folder, package_dir
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-def register_resolvers() -> None:
-    """``${package_dir:pkg}``: the folder of an installed package (offline model weights);
-    ``${gguf_folder:pkg,file.gguf}``: a GGUF file of a package, converted once to a HF folder."""
-    OmegaConf.register_new_resolver("package_dir", package_dir, replace=True)
-    OmegaConf.register_new_resolver("gguf_folder", gguf_folder, replace=True)
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
@@ -41,6 +32,18 @@ def check_group_choices(overrides: Iterable[str], conf_dir: Path = CONF_DIR) -> 
             raise SystemExit(f"unknown {key} {unknown[0]!r}; choose one of: {', '.join(options)}")
 
 
+def model_kind(name: str, conf_dir: Path = CONF_DIR) -> str | None:
+    """The ``kind`` of a model option: its own, else that of the family config it pulls in."""
+    config = OmegaConf.load(conf_dir / "model" / f"{name}.yaml")
+    if "kind" in config:
+        return config.kind
+    for entry in config.get("defaults", []):
+        if isinstance(entry, str) and entry.startswith("/family/"):
+            family = entry.removeprefix("/family/").split("@")[0]
+            return OmegaConf.load(conf_dir / "family" / f"{family}.yaml").get("kind")
+    return None
+
+
 def check_model_fits_task(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
     """Fail, naming the models that fit, when the task needs another kind of model.
 
@@ -50,7 +53,7 @@ def check_model_fits_task(cfg: DictConfig, conf_dir: Path = CONF_DIR) -> None:
     needed, chosen = cfg.task.get("model_kind"), cfg.model.get("kind")
     if needed is None or chosen is None or needed == chosen:
         return
-    fitting = [name for name in group_options("model", conf_dir) if OmegaConf.load(conf_dir / "model" / f"{name}.yaml").get("kind") == needed]
+    fitting = [name for name in group_options("model", conf_dir) if model_kind(name, conf_dir) == needed]
     raise ValueError(
         f"task {cfg.task.name!r} needs a model of kind {needed}, but the chosen model is of kind {chosen}; "
         f"choose one of: {', '.join(f'model={name}' for name in fitting)}"

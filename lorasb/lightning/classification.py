@@ -8,7 +8,7 @@ from torchmetrics import MaxMetric
 
 from lorasb.data.glue_tasks import glue_task
 from lorasb.models import load_classifier
-from lorasb.module import LoraSBModule
+from lorasb.lightning.module import LoraSBModule
 
 
 class ClassificationModule(LoraSBModule):

@@ -14,7 +14,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from lorasb.attach import adapters, matches
+from lorasb.method.attach import adapters, matches
 
 PREFIX = "base_model.model."
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lorasb.data.eval_sets import eval_set
-from lorasb.generation import generate
+from lorasb.eval.sets import eval_set
+from lorasb.eval.generation import generate
 
 
 def evaluate_sets(
@@ -74,3 +75,33 @@ def evaluate_sets(
             print(f"{spec.name}: accuracy {results[spec.name]['accuracy']:.4f} ({correct}/{len(records)})")
     (out_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when there is a GPU, else the CPU; any other name is a torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate_model(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    options: Mapping,
+    data_dir: str | Path | None,
+    out_dir: str | Path,
+    device: str = "auto",
+) -> dict[str, dict[str, float]]:
+    """:func:`evaluate_sets` on ``device`` with the keys of an ``eval`` config block
+    (``sets``, ``limit``, ``batch_size``, ``max_new_tokens``)."""
+    model.to(resolve_device(device))
+    return evaluate_sets(
+        model,
+        tokenizer,
+        list(options["sets"]),
+        data_dir,
+        out_dir,
+        limit=options.get("limit"),
+        batch_size=options.get("batch_size", 8),
+        max_new_tokens=options.get("max_new_tokens"),
+    )

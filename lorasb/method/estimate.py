@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lorasb.attach import adapters
+from lorasb.method.attach import adapters
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
@@ -36,7 +36,7 @@ def accumulate_gradients(
     """
     layers = adapters(model)
     if not layers:
-        raise ValueError("the model has no LoRA-SB layers; call lorasb.attach first")
+        raise ValueError("the model has no LoRA-SB layers; call lorasb.method.attach first")
     names = list(layers)
     weights = [layers[name].base.weight for name in names]
     sums = {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in zip(names, weights)}

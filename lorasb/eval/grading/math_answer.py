@@ -11,10 +11,9 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-TOLERANCE = 1e-6
+from lorasb.eval.grading.answers import MATH_TOLERANCE, stated_answer
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-_ANSWER_IS = re.compile(r"the answer is:?", re.IGNORECASE)
 
 
 def _group(s: str, start: int) -> tuple[str, int] | None:
@@ -53,10 +52,10 @@ def math_prediction(text: str) -> str | None:
     Only the line of the last "The answer is" counts, so text a model repeats after it is
     ignored; a trailing period and ``$...$`` around the answer are removed.
     """
-    markers = list(_ANSWER_IS.finditer(text))
-    if not markers:
+    stated = stated_answer(text)
+    if stated is None:
         return last_boxed(text)
-    answer = text[markers[-1].end() :].split("\n", 1)[0].strip().removesuffix(".")
+    answer = stated.split("\n", 1)[0].strip().removesuffix(".")
     answer = answer.strip().strip("$").strip().removesuffix(".")
     if _BOX.search(answer):
         return last_boxed(answer)
@@ -165,14 +164,14 @@ def _as_number(normalized: str) -> Fraction | None:
 
 
 def math_equivalent(prediction: str | None, gold: str) -> bool:
-    """Whether two MATH answers are equal after normalisation, or numerically within 1e-6."""
+    """Whether two MATH answers are equal after normalisation, or numerically within MATH_TOLERANCE (1e-6)."""
     if prediction is None:
         return False
     prediction, gold = normalize_math_answer(prediction), normalize_math_answer(gold)
     if prediction == gold:
         return True
     a, b = _as_number(prediction), _as_number(gold)
-    return a is not None and b is not None and abs(a - b) < TOLERANCE
+    return a is not None and b is not None and abs(a - b) < MATH_TOLERANCE
 
 
 def math_correct(prediction_text: str, solution: str) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from lorasb.attach import adapters
+from lorasb.method.attach import adapters
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lorasb.attach import adapters, attach, count_parameters
-from lorasb.estimate import estimate_update
-from lorasb.export import export_peft
-from lorasb.initialize import SVDConfig, initialize
-from lorasb.schedule import lr_factor
+from lorasb.method.attach import adapters, attach, count_parameters
+from lorasb.method.estimate import estimate_update
+from lorasb.method.export import export_peft
+from lorasb.method.initialize import SVDConfig, initialize
+from lorasb.lightning.schedule import lr_factor
 
 
 class LoraSBModule(L.LightningModule):
@@ -76,7 +76,8 @@ class LoraSBModule(L.LightningModule):
         self._broadcast_factors()
         self.sb_initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
-        self._report_init(lr, stats)
+        samples = int(self._sum_across_processes(torch.tensor(len(loader.dataset), device=self.device)))
+        self._report_init(lr, samples, stats)
 
     def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
@@ -88,7 +89,7 @@ class LoraSBModule(L.LightningModule):
                 for factor in (layer.lora_A, layer.lora_B, layer.lora_R):
                     dist.broadcast(factor.data, src=0)
 
-    def _report_init(self, lr: float, stats) -> None:
+    def _report_init(self, lr: float, samples: int, stats) -> None:
         errors = {name: s.relative_error for name, s in stats.items()}
         summary = {
             "init/seconds": self.init_seconds,
@@ -102,16 +103,13 @@ class LoraSBModule(L.LightningModule):
             run_dir = Path(self.trainer.default_root_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             layers = {name: {"relative_error": s.relative_error, "singular_values": s.singular_values} for name, s in stats.items()}
-            (run_dir / "init_stats.json").write_text(json.dumps({"first_step_lr": lr, "seconds": self.init_seconds, "layers": layers}, indent=1))
+            (run_dir / "init_stats.json").write_text(json.dumps({"first_step_lr": lr, "samples": samples, "seconds": self.init_seconds, "layers": layers}, indent=1))
             print(
-                f"LoRA-SB initialised {len(stats)} layers in {self.init_seconds:.1f}s "
+                f"LoRA-SB initialised {len(stats)} layers from {samples} samples in {self.init_seconds:.1f}s "
                 f"(first-step lr {lr:.3g}, mean relative error {summary['init/relative_error_mean']:.3f})"
             )
 
     # -- optimisation ---------------------------------------------------------------------
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
 
     def checked(self, loss: torch.Tensor) -> torch.Tensor:
         """``loss``, or an error that says what to do when it is NaN or infinite."""
@@ -130,36 +128,34 @@ class LoraSBModule(L.LightningModule):
         )
         factor = lr_factor(optim.get("scheduler", "linear"), self.trainer.estimated_stepping_batches, optim.get("warmup_ratio", 0.0))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # named for LearningRateMonitor, which logs it as train/lr
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
 
     # -- checkpoints and export ----------------------------------------------------------
+
+    def trained_keys(self) -> set[str]:
+        """State-dict keys of what training changes: the adapters' factors and the trainable modules."""
+        keys = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+        keys |= {f"model.{name}.{factor}" for name in adapters(self.model) for factor in ("lora_A", "lora_B", "lora_R")}
+        return keys
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only what training changes: the adapters, trained modules and the module's own state.
 
         The frozen base weights come back from the pretrained model when the module is built.
         """
-        kept = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
-        kept |= {f"model.{name}.{factor}" for name in adapters(self.model) for factor in ("lora_A", "lora_B", "lora_R")}
+        kept = self.trained_keys()
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("model.") or k in kept}
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "LoraSBModule":
-        """The module of a training checkpoint: the pretrained model rebuilt, adapters and head restored.
-
-        Every tensor the checkpoint lacks must be a frozen weight of the pretrained model.
-        """
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"checkpoint {path} does not exist")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        module = cls(**checkpoint["hyper_parameters"])
-        missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
-        trained = {f"model.{name}" for name, p in module.model.named_parameters() if p.requires_grad}
-        lost = [key for key in missing if key in trained or key.endswith(("lora_A", "lora_B", "lora_R"))]
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a checkpoint that lacks a trained tensor or holds tensors this model does not have
+        (every tensor it lacks must be a frozen weight of the pretrained model)."""
+        saved = checkpoint["state_dict"].keys()
+        lost = sorted(self.trained_keys() - saved)
+        unexpected = sorted(saved - self.state_dict().keys())
         if lost or unexpected:
-            raise ValueError(f"{path} does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
-        return module.eval()
+            raise ValueError(f"the checkpoint does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
 
     def parameter_counts(self) -> dict[str, int]:
         trainable, total = count_parameters(self.model)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from lorasb.grading import (
+from lorasb.eval.grading import (
     choice_correct,
     choice_prediction,
     gsm8k_correct,
@@ -22,10 +22,10 @@ from lorasb.grading import (
     math_correct,
     math_prediction,
 )
-from lorasb.prompts import STEP_BY_STEP, alpaca_prompt
+from lorasb.data.prompts import STEP_BY_STEP, alpaca_prompt
 
-from .instruction import LLM_ADAPTERS
-from .sources import JsonSource
+from lorasb.data.instruction import LLM_ADAPTERS
+from lorasb.data.sources import JsonSource
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lorasb.grading.choice import ANSWER_VOCABULARY, choice_correct, choice_prediction
-from lorasb.grading.gsm8k import gsm8k_correct, gsm8k_gold, gsm8k_prediction
-from lorasb.grading.math_answer import (
+from lorasb.eval.grading.choice import ANSWER_VOCABULARY, choice_correct, choice_prediction
+from lorasb.eval.grading.gsm8k import gsm8k_correct, gsm8k_gold, gsm8k_prediction
+from lorasb.eval.grading.math_answer import (
     last_boxed,
     math_correct,
     math_equivalent,

@@ -4,7 +4,7 @@ The prediction is the first number after the LAST "The answer is" (colon optiona
 case), as in the MetaMath evaluation. Unlike MetaMath, a generation that never says
 "The answer is" is not scored as unanswered: its last number is taken instead.
 
-A prediction is correct iff ``|prediction - gold| < 1e-4``. MetaMath instead rounds the
+A prediction is correct iff ``|prediction - gold| < GSM8K_TOLERANCE`` (1e-4). MetaMath instead rounds the
 prediction to an integer first (Python's ``round``, half to even), which also accepts e.g.
 17.5 or 18.4 for a gold of 18; ``round_prediction=True`` reproduces that.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-TOLERANCE = 1e-4
+from lorasb.eval.grading.answers import GSM8K_TOLERANCE, stated_answer
 
 # An optional minus (not a hyphen inside a word or range such as "3-4"), an optional "$",
 # digits with optional thousands commas and decimals (or a bare ".5"), an optional "/den".
@@ -23,7 +23,6 @@ _NUMBER = re.compile(
     r"(?P<value>\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)"
     r"(?:/(?P<denominator>\d+))?"
 )
-_ANSWER_IS = re.compile(r"the answer is:?", re.IGNORECASE)
 
 
 def _to_float(match: re.Match[str]) -> float | None:
@@ -51,9 +50,9 @@ def gsm8k_prediction(text: str) -> float | None:
     units around it are ignored; if that number is missing the answer is None, even when
     an earlier "The answer is" had one.
     """
-    markers = list(_ANSWER_IS.finditer(text))
-    if markers:
-        match = _NUMBER.search(text, markers[-1].end())
+    answer = stated_answer(text)
+    if answer is not None:
+        match = _NUMBER.search(answer)
     else:
         numbers = list(_NUMBER.finditer(text))
         match = numbers[-1] if numbers else None
@@ -75,4 +74,4 @@ def gsm8k_correct(
         return False
     if round_prediction:
         prediction = round(prediction)
-    return abs(prediction - gold) < TOLERANCE
+    return abs(prediction - gold) < GSM8K_TOLERANCE

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from torch import nn
 
-from lorasb.layer import LoraSBLinear
+from lorasb.method.layer import LoraSBLinear
 
 
 def matches(name: str, targets: Iterable[str]) -> bool:
