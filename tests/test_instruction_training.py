@@ -135,8 +135,8 @@ def test_evaluate_command_on_the_commonsense_sets(commonsense_root, tmp_path):
 # the training file is cut to a slice, and one example of each evaluation set is scored.
 # Every other setting (rank, lr, schedule, lengths, init samples and batch) is the preset's.
 OFFLINE = {
-    "paper/metamath": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=240"],
-    "paper/commonsense": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=240"],
+    "paper/metamath": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=400"],
+    "paper/commonsense": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=400"],
     "smollm2_metamath": [],
 }
 

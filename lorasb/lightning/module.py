@@ -49,7 +49,6 @@ class LoraSBModule(L.LightningModule):
         for name in model.get("head", []):
             self.model.get_submodule(name).requires_grad_(True)
         self.register_buffer("sb_initialized", torch.tensor(False))
-        self.strict_loading = False  # checkpoints hold only what training changes
         self.init_seconds: float | None = None
 
     def build_model(self) -> nn.Module:
@@ -149,13 +148,15 @@ class LoraSBModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("model.") or k in kept}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint that lacks a trained tensor or holds tensors this model does not have
-        (every tensor it lacks must be a frozen weight of the pretrained model)."""
-        saved = checkpoint["state_dict"].keys()
-        lost = sorted(self.trained_keys() - saved)
-        unexpected = sorted(saved - self.state_dict().keys())
+        """Refuse a checkpoint that lacks a trained tensor or holds tensors this model does not have,
+        then complete it with the frozen pretrained weights this module was built with."""
+        saved = checkpoint["state_dict"]
+        own = self.state_dict()
+        lost = sorted(self.trained_keys() - saved.keys())
+        unexpected = sorted(saved.keys() - own.keys())
         if lost or unexpected:
             raise ValueError(f"the checkpoint does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
+        checkpoint["state_dict"] = {**own, **saved}
 
     def parameter_counts(self) -> dict[str, int]:
         trainable, total = count_parameters(self.model)
