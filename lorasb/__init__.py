@@ -20,6 +20,7 @@ from lorasb.method import (
     export_peft,
     initialize,
     merge,
+    unfreeze,
 )
 
 __all__ = [
@@ -32,4 +33,5 @@ __all__ = [
     "export_peft",
     "initialize",
     "merge",
+    "unfreeze",
 ]

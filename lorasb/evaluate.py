@@ -54,7 +54,8 @@ def main(cfg: DictConfig) -> None:
     from lorasb.models import load_tokenizer
 
     model, tokenizer_name = load_model(cfg)
-    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, cfg.device)
+    scored = {"base_model": tokenizer_name, "adapter": cfg.adapter, "checkpoint": cfg.checkpoint}
+    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, scored, cfg.device)
     for name, result in results.items():
         print(f"{name}: accuracy {result['accuracy']:.4f} on {result['count']} examples ({result['seconds_per_example']:.2f} s/example)")
     print(f"results: {Path(cfg.run_dir) / 'eval.json'}")

@@ -43,7 +43,14 @@ GENERATIONS = [
     ("math", 0, "The denominator factors as (x+3)(x-2), so there are two.\nThe answer is: 2", True),
     ("math", 0, "The answer is: 3", False),
     ("math", 1, "The ratio of areas is one half. The answer is: $\\dfrac12$.", True),
-    ("math", 1, "So the answer is \\boxed{0.5}", True),  # no "The answer is": the last box counts
+    ("math", 1, "So the answer is \\boxed{0.5}", True),  # the stated answer is a box: its content
+    ("math", 1, "Half of the area: $\\boxed{0.5}$", False),  # never says "The answer is": no answer
+    # run-on generations: graded on the first turn, before the "Instruction"/"Response" it invents
+    ("gsm8k", 0, "16 - 3 - 4 = 9 eggs, 9 * 2 = 18.\nThe answer is: 18\n\n### Instruction:\nTom has 5 apples. How many?\n\n### Response: The answer is: 5", True),
+    ("gsm8k", 1, "2 + 1 = 4 bolts.\nThe answer is: 4\n\n### Instruction:\nA robe takes 2 bolts... The answer is: 3", False),
+    ("math", 1, "The answer is: \\frac{1}{3}\n### Response: The answer is: \\frac{1}{2}", False),
+    ("boolq", 0, "the correct answer is false\n\n### Instruction:\nIs the sky green? the correct answer is true", True),
+    ("arc_c", 0, "the correct answer is answer2\n### Response:\nthe correct answer is answer3", False),
     ("math", 1, "The answer is: 0.4999", False),
     ("boolq", 0, "the correct answer is false", True),
     ("boolq", 0, "the correct answer is true, not false", False),  # the first label counts
@@ -57,7 +64,7 @@ GENERATIONS = [
 @pytest.mark.parametrize(("name", "row", "generation", "grade"), GENERATIONS)
 def test_hand_written_generations_grade_as_known(name, row, generation, grade, shared_data):
     spec = eval_set(name)
-    assert spec.correct(generation, spec.source.rows(shared_data, limit=row + 1)[row]) is grade
+    assert spec.correct(generation, spec.source.rows(shared_data, limit=row + 1)[row], False) is grade
 
 
 @pytest.mark.parametrize("name", FIXTURE_SETS)
@@ -67,7 +74,7 @@ def test_fixture_sets_follow_the_llm_adapters_format(name, glue_fixtures):
     assert len(rows) == 3
     for row in rows:
         assert row["answer"] in ANSWER_VOCABULARY[name]
-        assert spec.extract(row["output"]) == row["answer"]
+        assert spec.extract(row["output"], False) == row["answer"]
         prompt = spec.prompt(row)
         assert row["instruction"] in prompt and prompt.endswith("### Response:\n")
 

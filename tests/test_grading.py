@@ -2,6 +2,7 @@
 
 import pytest
 
+from lorasb.data.prompts import first_turn
 from lorasb.eval.grading import (
     ANSWER_VOCABULARY,
     choice_correct,
@@ -52,10 +53,11 @@ GSM8K_PREDICTION = [
     ("The answer is: 5\nThe answer is: 7", 7.0),  # the last "The answer is" wins
     ("The answer is: 18\n\nQuestion: Tom has 25 apples. The answer is: 25", 25.0),  # repeated text
     ("The answer is 12. Check: 3 * 4 = 12, 12 + 1 = 13", 12.0),  # first number after the marker
-    ("Step 1: 12 * 3 = 36\nStep 2: 36 + 4 = 40", 40.0),  # no marker: the last number
-    ("She reads 3-4 pages", 4.0),  # a hyphen inside a range is not a minus sign
-    ("Step 1: 12 * 3 = 36\nStep 2: 36 + 4 =", 4.0),  # truncated without a marker
     ("The answer is 18.\nThe answer is", None),  # truncated after the last marker
+    ("Step 1: 12 * 3 = 36\nStep 2: 36 + 4 = 40", None),  # never says "The answer is": no answer
+    ("The answer is: 18\n\n### Instruction:\nTom has 25 apples.\n\n### Response:\nThe answer is: 25", 18.0),
+    ("The answer is: 18\nInstruction: give the answer again. The answer is: 19", 18.0),  # the first turn only
+    ("Each costs $4, so 3 cost $12.\n### Response: The answer is: 12", None),  # the answer came after the turn
     ("The answer is: five", None),
     ("I do not know.", None),
     ("", None),
@@ -66,6 +68,21 @@ GSM8K_PREDICTION = [
 @pytest.mark.parametrize(("text", "expected"), GSM8K_PREDICTION)
 def test_gsm8k_prediction(text, expected):
     assert gsm8k_prediction(text) == expected
+
+
+GSM8K_LENIENT = [  # lenient grading also takes the last number of a generation without the phrase
+    ("Step 1: 12 * 3 = 36\nStep 2: 36 + 4 = 40", 40.0),
+    ("She reads 3-4 pages", 4.0),  # a hyphen inside a range is not a minus sign
+    ("Step 1: 12 * 3 = 36\nStep 2: 36 + 4 =", 4.0),  # truncated without a marker
+    ("Total: 7 + 8 = 15\n\n### Instruction:\nAdd 20 and 2.\n\n### Response:\n22", 15.0),  # first turn
+    ("The answer is: 5\nThe answer is: 7", 7.0),  # the phrase still wins where it is given
+    ("I do not know.", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), GSM8K_LENIENT)
+def test_gsm8k_lenient_prediction(text, expected):
+    assert gsm8k_prediction(text, lenient=True) == expected
 
 
 GSM8K_CORRECT = [
@@ -79,7 +96,8 @@ GSM8K_CORRECT = [
     ("The answer is: 18.00001", "#### 18", True),  # within 1e-4
     ("The answer is: 19", "#### 18", False),
     ("The answer is: 18\nThe answer is: 19", "#### 18", False),  # the last one counts
-    ("Total: 10 + 8 = 18", "#### 18", True),  # no marker: the last number
+    ("Total: 10 + 8 = 18", "#### 18", False),  # no "The answer is": no answer
+    ("The answer is: 18\n\n### Instruction:\nWhat is 9 + 10?\n\n### Response: The answer is: 19", "#### 18", True),
     ("The answer is", "#### 18", False),
     ("", "#### 18", False),
 ]
@@ -88,6 +106,11 @@ GSM8K_CORRECT = [
 @pytest.mark.parametrize(("text", "gold", "expected"), GSM8K_CORRECT)
 def test_gsm8k_correct(text, gold, expected):
     assert gsm8k_correct(text, gold) is expected
+
+
+def test_gsm8k_correct_lenient_takes_the_last_number():
+    assert gsm8k_correct("Total: 10 + 8 = 18", "#### 18", lenient=True) is True
+    assert gsm8k_correct("Total: 10 + 8 = 18 eggs and 2 hens", "#### 18", lenient=True) is False
 
 
 GSM8K_ROUNDED = [  # MetaMath rounds the prediction with Python's round (half to even)
@@ -142,7 +165,8 @@ MATH_PREDICTION = [
     ("The answer is: 7\n\nProblem: What is 2+2?\nThe answer is: 4", "4"),  # repeated text
     ("The answer is: 7\nThe answer is", None),  # truncated after the last marker
     (r"The answer is: $\boxed{12}$.", "12"),
-    (r"Hence $x = \boxed{7}$.", "7"),  # no marker: the last box
+    (r"Hence $x = \boxed{7}$.", None),  # never says "The answer is": no answer
+    ("The answer is: 7\n\n### Instruction:\nWhat is 2+2?\n\n### Response:\nThe answer is: 4", "7"),  # first turn
     (r"Hence $x = 7$.", None),
     ("", None),
 ]
@@ -151,6 +175,19 @@ MATH_PREDICTION = [
 @pytest.mark.parametrize(("text", "expected"), MATH_PREDICTION)
 def test_math_prediction(text, expected):
     assert math_prediction(text) == expected
+
+
+MATH_LENIENT = [  # lenient grading also takes the last \boxed{} of a generation without the phrase
+    (r"Hence $x = \boxed{7}$.", "7"),
+    ("Hence $x = \\boxed{7}$.\n### Instruction:\nSolve $y = \\boxed{8}$", "7"),  # first turn
+    ("The answer is: 3\nHence $\\boxed{4}$", "3"),  # the phrase still wins where it is given
+    (r"Hence $x = 7$.", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), MATH_LENIENT)
+def test_math_lenient_prediction(text, expected):
+    assert math_prediction(text, lenient=True) == expected
 
 
 NORMALIZED = [
@@ -247,7 +284,7 @@ MATH_CORRECT = [
     (r"The answer is: \frac{\sqrt{3}}{2}", SIN_60, True),
     (r"The answer is: \dfrac{\sqrt3}{2}", SIN_60, True),
     (r"The answer is: \frac{\sqrt{2}}{2}", SIN_60, False),
-    (r"So the value is $\boxed{\frac{\sqrt{3}}{2}}$.", SIN_60, True),  # no marker: last box
+    (r"So the value is $\boxed{\frac{\sqrt{3}}{2}}$.", SIN_60, False),  # no "The answer is": no answer
     ("The answer is: 0.5", r"Half of them: $\boxed{\frac{1}{2}}$.", True),
     ("The answer is: 0.5\nThe answer is: 1", r"Half of them: $\boxed{\frac{1}{2}}$.", False),
     ("The answer is", r"$\boxed{5}$", False),
@@ -258,6 +295,10 @@ MATH_CORRECT = [
 @pytest.mark.parametrize(("text", "solution", "expected"), MATH_CORRECT)
 def test_math_correct(text, solution, expected):
     assert math_correct(text, solution) is expected
+
+
+def test_math_correct_lenient_takes_the_last_box():
+    assert math_correct(r"So the value is $\boxed{\frac{\sqrt{3}}{2}}$.", SIN_60, lenient=True) is True
 
 
 def test_math_correct_rejects_solution_without_box():
@@ -297,6 +338,8 @@ CHOICE_PREDICTION = [
     ("the correct answer is option_1", "winogrande", None),
     ("the correct answer is answer2\n\nthe correct answer is answer1", "siqa", "answer2"),  # repeated
     ("the correct answer is", "piqa", None),  # truncated
+    ("### Instruction:\nthe correct answer is ending2", "hellaswag", None),  # only a new turn
+    ("Response: the correct answer is option2", "winogrande", None),
     ("", "boolq", None),
 ]
 
@@ -330,3 +373,20 @@ def test_unknown_set_lists_known_names():
 def test_gold_label_outside_vocabulary():
     with pytest.raises(ValueError, match="answer4"):
         choice_correct("the correct answer is answer1", "answer4", "siqa")
+
+
+# --- the first turn of a run-on generation ---------------------------------------------
+
+FIRST_TURN = [
+    ("The answer is: 18\n\n### Instruction:\nNew question", "The answer is: 18\n\n### "),
+    ("answer1\n### Response:\nanswer2", "answer1\n### "),
+    ("It works.\nResponse: yes", "It works.\n"),
+    ("the Instructions say 4", "the "),  # the reference stops on the bare word too
+    ("no marker at all", "no marker at all"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FIRST_TURN)
+def test_first_turn_ends_at_the_first_marker(text, expected):
+    assert first_turn(text) == expected

@@ -22,6 +22,17 @@ PREAMBLE_WITH_INPUT = (
 )
 STEP_BY_STEP = "Let's think step by step."
 
+# The template's section markers. A model that writes one has finished its answer and begun a
+# new turn of its own, so generation stops there and grading reads only the text before it
+# (the reference evaluation stops its generations on the same four strings).
+STOP_STRINGS = ("Instruction:", "Instruction", "Response:", "Response")
+
+
+def first_turn(text: str) -> str:
+    """``text`` up to the first of :data:`STOP_STRINGS` (all of it when none occurs)."""
+    cuts = [index for index in (text.find(marker) for marker in STOP_STRINGS) if index >= 0]
+    return text[: min(cuts)] if cuts else text
+
 
 def alpaca_prompt(instruction: str, input: str = "", lead: str = "") -> str:
     """The prompt up to where the response starts (after ``### Response:`` and its newline or lead)."""

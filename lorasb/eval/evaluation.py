@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lorasb.data.prompts import STOP_STRINGS
 from lorasb.eval.sets import eval_set
 from lorasb.eval.generation import generate
+
+# reference: an answer only where the generation states it ("The answer is ..."), as the
+# paper's evaluation grades; lenient: also a GSM8K generation's last number and a MATH
+# generation's last \boxed{} (results named <set>_lenient).
+GRADING_MODES = ("reference", "lenient")
 
 
 def evaluate_sets(
@@ -23,9 +30,13 @@ def evaluate_sets(
     limit: int | None = None,
     batch_size: int = 8,
     max_new_tokens: int | None = None,
+    grading: str = "reference",
+    scored: Mapping[str, str | None] | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Accuracy of greedy generations on each set; writes ``eval.json`` and ``predictions/<set>.jsonl``.
+
+    Generation stops at the prompt template's markers (:data:`STOP_STRINGS`).
 
     Args:
         names: evaluation sets (``gsm8k``, ``math``, ``boolq``, ``piqa``, ...).
@@ -33,21 +44,31 @@ def evaluate_sets(
         out_dir: where ``eval.json`` and the per-example predictions go.
         limit: the first N examples of each set (all with ``None``).
         max_new_tokens: overrides every set's own budget (GSM8K 256, MATH 512, commonsense 32).
+        grading: one of :data:`GRADING_MODES`.
+        scored: what model was scored (base model, adapter or checkpoint), for ``eval.json``.
 
     Returns:
-        ``{set: {"accuracy", "correct", "count", "seconds", "seconds_per_example"}}``.
+        ``{set: {"accuracy", "correct", "count", "seconds", "seconds_per_example"}}``; the
+        keys are ``<set>_lenient`` under lenient grading. ``eval.json`` holds them under
+        ``results`` beside ``setup``: the scored model, sets, limit, token budgets, stop
+        strings, grading mode and lorasb version.
     """
+    if grading not in GRADING_MODES:
+        raise ValueError(f"unknown grading mode {grading!r}; choose one of {', '.join(GRADING_MODES)}")
+    lenient = grading == "lenient"
     sets = [eval_set(name) for name in names]  # unknown names fail before any generation
     out_dir = Path(out_dir)
     (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
     data_dir = Path(data_dir) if data_dir is not None else None
     results: dict[str, dict[str, float]] = {}
+    budgets = {spec.name: max_new_tokens or spec.max_new_tokens for spec in sets}
     for spec in sets:
+        key = f"{spec.name}_lenient" if lenient else spec.name
         rows = spec.source.rows(data_dir, limit)
         prompts = [spec.prompt(row) for row in rows]
         start = time.perf_counter()
         generations = generate(
-            model, tokenizer, prompts, max_new_tokens or spec.max_new_tokens, batch_size, desc=spec.name, progress=progress
+            model, tokenizer, prompts, budgets[spec.name], batch_size, STOP_STRINGS, desc=spec.name, progress=progress
         )
         seconds = time.perf_counter() - start
         records = [
@@ -55,16 +76,16 @@ def evaluate_sets(
                 "index": index,
                 "prompt": prompt,
                 "generation": text,
-                "prediction": spec.extract(text),
+                "prediction": spec.extract(text, lenient),
                 "gold": spec.gold(row),
-                "correct": spec.correct(text, row),
+                "correct": spec.correct(text, row, lenient),
             }
             for index, (row, prompt, text) in enumerate(zip(rows, prompts, generations))
         ]
-        with open(out_dir / "predictions" / f"{spec.name}.jsonl", "w", encoding="utf-8") as file:
+        with open(out_dir / "predictions" / f"{key}.jsonl", "w", encoding="utf-8") as file:
             file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
         correct = sum(record["correct"] for record in records)
-        results[spec.name] = {
+        results[key] = {
             "accuracy": correct / len(records) if records else 0.0,
             "correct": correct,
             "count": len(records),
@@ -72,8 +93,17 @@ def evaluate_sets(
             "seconds_per_example": seconds / len(records) if records else 0.0,
         }
         if progress:
-            print(f"{spec.name}: accuracy {results[spec.name]['accuracy']:.4f} ({correct}/{len(records)})")
-    (out_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
+            print(f"{key}: accuracy {results[key]['accuracy']:.4f} ({correct}/{len(records)})")
+    setup = {
+        "model": dict(scored or {}),
+        "sets": [spec.name for spec in sets],
+        "limit": limit,
+        "max_new_tokens": budgets,
+        "stop_strings": list(STOP_STRINGS),
+        "grading": grading,
+        "lorasb_version": version("lorasb"),
+    }
+    (out_dir / "eval.json").write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
     return results
 
 
@@ -90,10 +120,11 @@ def evaluate_model(
     options: Mapping,
     data_dir: str | Path | None,
     out_dir: str | Path,
+    scored: Mapping[str, str | None],
     device: str = "auto",
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate_sets` on ``device`` with the keys of an ``eval`` config block
-    (``sets``, ``limit``, ``batch_size``, ``max_new_tokens``)."""
+    (``sets``, ``limit``, ``batch_size``, ``max_new_tokens``, ``grading``)."""
     model.to(resolve_device(device))
     return evaluate_sets(
         model,
@@ -104,4 +135,6 @@ def evaluate_model(
         limit=options.get("limit"),
         batch_size=options.get("batch_size", 8),
         max_new_tokens=options.get("max_new_tokens"),
+        grading=options.get("grading", "reference"),
+        scored=scored,
     )

@@ -35,11 +35,14 @@ def generate(
     prompts: Sequence[str],
     max_new_tokens: int,
     batch_size: int = 8,
+    stop_strings: Sequence[str] = (),
     desc: str = "generating",
     progress: bool = True,
 ) -> list[str]:
     """The greedy continuation of every prompt (special tokens dropped), in the prompts' order.
 
+    A continuation ends at EOS, after ``max_new_tokens``, or once it has written one of
+    ``stop_strings`` (which it then ends with); the others of its batch go on.
     Prompts are batched longest first, so batches hold prompts of similar length (little
     padding) and an out-of-memory error shows on the first batch.
     """
@@ -49,6 +52,7 @@ def generate(
         use_cache=True,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=stop_tokens(model, tokenizer),
+        stop_strings=list(stop_strings) or None,
     )
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
@@ -60,7 +64,7 @@ def generate(
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
                 inputs = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
-                tokens = model.generate(**inputs, generation_config=config)
+                tokens = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
                 texts = tokenizer.batch_decode(tokens[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
                 for index, text in zip(indices, texts):
                     outputs[index] = text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from lorasb.eval.grading import (
@@ -32,17 +31,18 @@ from lorasb.data.sources import JsonSource
 class EvalSet:
     """One evaluation set.
 
-    ``prompt(row)`` is what the model continues; ``extract(generation)`` its answer;
-    ``gold(row)`` the reference answer; ``correct(generation, row)`` the grade.
+    ``prompt(row)`` is what the model continues; ``extract(generation, lenient)`` its answer;
+    ``gold(row)`` the reference answer; ``correct(generation, row, lenient)`` the grade
+    (``lenient``: accept the fallbacks of GSM8K and MATH grading; the commonsense sets have none).
     """
 
     name: str
     source: JsonSource
     max_new_tokens: int
     prompt: Callable[[dict[str, Any]], str]
-    extract: Callable[[str], Any]
+    extract: Callable[[str, bool], Any]
     gold: Callable[[dict[str, Any]], Any]
-    correct: Callable[[str, dict[str, Any]], bool]
+    correct: Callable[[str, dict[str, Any], bool], bool]
 
 
 def _gsm8k() -> EvalSet:
@@ -51,9 +51,9 @@ def _gsm8k() -> EvalSet:
         source=JsonSource("GSM8K", "gsm8k/test.jsonl", "openai/gsm8k", configs=("main",), split="test"),
         max_new_tokens=256,
         prompt=lambda row: alpaca_prompt(row["question"], lead=STEP_BY_STEP),
-        extract=gsm8k_prediction,
+        extract=lambda text, lenient: gsm8k_prediction(text, lenient=lenient),
         gold=lambda row: gsm8k_gold(row["answer"]),
-        correct=lambda text, row: gsm8k_correct(text, row["answer"], round_prediction=True),
+        correct=lambda text, row, lenient: gsm8k_correct(text, row["answer"], round_prediction=True, lenient=lenient),
     )
 
 
@@ -74,9 +74,9 @@ def _math() -> EvalSet:
         source=JsonSource("MATH", "math/test.jsonl", "EleutherAI/hendrycks_math", configs=MATH_SUBJECTS, split="test"),
         max_new_tokens=512,
         prompt=lambda row: alpaca_prompt(row["problem"], lead=STEP_BY_STEP),
-        extract=math_prediction,
+        extract=lambda text, lenient: math_prediction(text, lenient=lenient),
         gold=lambda row: last_boxed(row["solution"]),
-        correct=lambda text, row: math_correct(text, row["solution"]),
+        correct=lambda text, row, lenient: math_correct(text, row["solution"], lenient=lenient),
     )
 
 
@@ -100,9 +100,9 @@ def _commonsense(name: str) -> EvalSet:
         source=JsonSource(name, f"commonsense/{folder}/test.json", f"{LLM_ADAPTERS}/dataset/{folder}/test.json"),
         max_new_tokens=32,
         prompt=lambda row: alpaca_prompt(row["instruction"], row.get("input") or ""),
-        extract=partial(choice_prediction, set_name=name),
+        extract=lambda text, lenient: choice_prediction(text, name),
         gold=lambda row: row["answer"],
-        correct=lambda text, row: choice_correct(text, row["answer"], name),
+        correct=lambda text, row, lenient: choice_correct(text, row["answer"], name),
     )
 
 

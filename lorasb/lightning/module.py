@@ -10,6 +10,7 @@ checkpoint restores the initialised factors and skips the estimate.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lorasb.method.attach import adapters, attach, count_parameters
+from lorasb.method.attach import adapters, attach, count_parameters, unfreeze
 from lorasb.method.estimate import estimate_update
 from lorasb.method.export import export_peft
 from lorasb.method.initialize import SVDConfig, initialize
@@ -46,8 +47,7 @@ class LoraSBModule(L.LightningModule):
         self.save_hyperparameters()
         self.model = self.build_model().train()
         attach(self.model, model["target_modules"], rank, alpha=method.get("alpha"), dropout=method.get("dropout", 0.0))
-        for name in model.get("head", []):
-            self.model.get_submodule(name).requires_grad_(True)
+        unfreeze(self.model, model.get("head", []))
         self.register_buffer("sb_initialized", torch.tensor(False))
         self.init_seconds: float | None = None
 
@@ -66,17 +66,48 @@ class LoraSBModule(L.LightningModule):
         loader = datamodule.init_dataloader(
             init["num_samples"], init["batch_size"], rank=self.global_rank, world_size=self.trainer.world_size
         )
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+        lr = self.first_step_lr()
         batches = (self.trainer.strategy.batch_to_device(batch) for batch in loader)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
         start = time.perf_counter()
         with self.trainer.precision_plugin.forward_context():
-            updates = estimate_update(self.model, batches, lr, reduce=self._sum_across_processes, progress=self.trainer.is_global_zero)
+            updates = estimate_update(
+                self.model,
+                batches,
+                lr,
+                reduce=self._sum_across_processes,
+                progress=self.trainer.is_global_zero,
+                loss_scale=scaler.get_scale() if scaler is not None else 1.0,
+            )
         stats = initialize(self.model, updates, SVDConfig(**init.get("svd", {})))
         self._broadcast_factors()
         self.sb_initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
         samples = int(self._sum_across_processes(torch.tensor(len(loader.dataset), device=self.device)))
         self._report_init(lr, samples, stats)
+
+    def first_step_lr(self) -> float:
+        """lr₁ of the estimated first step, as ``init.first_lr`` says.
+
+        ``schedule`` (default): the lr the configured schedule gives the first optimizer step
+        (lr / warm-up steps under linear warm-up). ``reference``: the reference implementation's
+        value, lr / (warmup_ratio · batches of its estimation loader over the whole training
+        set · epochs), which counts batches of ``init.batch_size`` rather than optimizer steps
+        (about 10× smaller than ``schedule`` for the paper's MetaMathQA setting). A number: that lr.
+        """
+        choice = self.hparams.init.get("first_lr", "schedule")
+        if choice == "schedule":
+            return self.trainer.optimizers[0].param_groups[0]["lr"]
+        if choice == "reference":
+            optim = self.hparams.optim
+            if not optim.get("warmup_ratio"):
+                raise ValueError("init.first_lr=reference divides by optim.warmup_ratio, which is 0; set a warm-up or init.first_lr=schedule")
+            rows = len(self.trainer.datamodule.train_dataset)
+            batches = math.ceil(rows / self.hparams.init["batch_size"])
+            return optim["lr"] / (optim["warmup_ratio"] * batches * self.trainer.max_epochs)
+        if isinstance(choice, (int, float)) and choice > 0:
+            return float(choice)
+        raise ValueError(f"init.first_lr={choice!r}: choose schedule, reference or a positive number")
 
     def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor

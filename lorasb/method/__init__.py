@@ -1,6 +1,6 @@
 """The LoRA-SB method in plain PyTorch (no Lightning or Hydra): layer, attach, estimate, initialise, export."""
 
-from lorasb.method.attach import adapters, attach, count_parameters, merge
+from lorasb.method.attach import adapters, attach, count_parameters, merge, unfreeze
 from lorasb.method.estimate import estimate_update
 from lorasb.method.export import export_peft
 from lorasb.method.initialize import SVDConfig, initialize
@@ -16,4 +16,5 @@ __all__ = [
     "export_peft",
     "initialize",
     "merge",
+    "unfreeze",
 ]

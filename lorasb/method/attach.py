@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from torch import nn
 
-from lorasb.method.layer import LoraSBLinear
+from lorasb.method.layer import LoraSBLinear, trained_dtype
 
 
 def matches(name: str, targets: Iterable[str]) -> bool:
@@ -84,3 +85,22 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def unfreeze(model: nn.Module, names: Iterable[str]) -> None:
+    """Train the submodules ``names`` in full (a classification head, say).
+
+    A half-precision module is held in float32, as the cores are, and its floating inputs
+    are cast to float32 on the way in.
+    """
+    for name in names:
+        module = model.get_submodule(name)
+        module.requires_grad_(True)
+        dtypes = {p.dtype for p in module.parameters()}
+        if any(trained_dtype(d) != d for d in dtypes):
+            module.float()
+            module.register_forward_pre_hook(_inputs_to_float32)
+
+
+def _inputs_to_float32(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)

@@ -8,7 +8,10 @@ by the learning rate against the sign of its gradient:
     ΔW ≈ −lr₁ · sign(Σ_batches G)
 
 Only the wrapped layers' gradients are computed (``torch.autograd.grad`` on their base
-weights), held in at least float32, and no ``.grad`` of the model is written.
+weights), held in at least float32, and no ``.grad`` of the model is written. In float16 a
+small gradient underflows to zero, so the loss can be scaled before it is differentiated and
+the gradient unscaled into the float32 sum (the scale halves and the batch is redone when a
+gradient overflows), as mixed-precision training does.
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ def accumulate_gradients(
     model: nn.Module,
     batches: Iterable[Mapping[str, torch.Tensor]],
     progress: bool = False,
+    loss_scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Σ over ``batches`` of ∂loss/∂W0 for every LoRA-SB layer (≥ float32), weights untouched.
 
-    Each batch is passed as ``model(**batch)`` in train mode and its output's ``.loss`` is
-    differentiated. The model's train/eval mode and ``requires_grad`` flags are restored.
+    Each batch is passed as ``model(**batch)`` in train mode and its output's ``.loss``
+    (times ``loss_scale``, see the module docstring) is differentiated. The model's
+    train/eval mode and ``requires_grad`` flags are restored.
     """
     layers = adapters(model)
     if not layers:
@@ -47,12 +52,11 @@ def accumulate_gradients(
             w.requires_grad_(True)
         count = 0
         for batch in tqdm(batches, desc="LoRA-SB: estimating the first update", disable=not progress):
-            loss = model(**batch).loss
-            grads = torch.autograd.grad(loss, weights, allow_unused=True)
+            grads, scale = _scaled_gradients(model, batch, weights, loss_scale)
             for name, grad in zip(names, grads):
                 if grad is None:
                     raise RuntimeError(f"layer {name!r} got no gradient: it does not take part in the loss")
-                sums[name] += grad
+                sums[name] += grad.to(sums[name].dtype) / scale
             count += 1
     finally:
         for w in weights:
@@ -63,22 +67,36 @@ def accumulate_gradients(
     return sums
 
 
+def _scaled_gradients(
+    model: nn.Module, batch: Mapping[str, torch.Tensor], weights: list[torch.Tensor], scale: float
+) -> tuple[tuple[torch.Tensor | None, ...], float]:
+    """∂(scale·loss)/∂weights of one batch and the scale used: halved until no gradient overflows."""
+    while True:
+        loss = model(**batch).loss
+        grads = torch.autograd.grad(loss * scale, weights, allow_unused=True)
+        if scale <= 1.0 or all(g is None or torch.isfinite(g).all() for g in grads):
+            return grads, scale
+        scale /= 2
+
+
 def estimate_update(
     model: nn.Module,
     batches: Iterable[Mapping[str, torch.Tensor]],
     lr: float,
     reduce: Reduce | None = None,
     progress: bool = False,
+    loss_scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """``{name: −lr·sign(ΣG)}`` (out×in, at least float32) for every LoRA-SB layer of ``model``.
 
     ``reduce`` sums a tensor across processes (data parallel): each process passes its own share
     of the samples and the summed gradient is taken before the sign. NaN or Inf in a gradient
-    raises an error that names the layer.
+    raises an error that names the layer. ``loss_scale`` > 1 keeps float16 gradients from
+    underflowing (see the module docstring); it does not change the result otherwise.
     """
     if not lr > 0:
         raise ValueError(f"the first-step learning rate must be positive, got {lr}")
-    sums = accumulate_gradients(model, batches, progress=progress)
+    sums = accumulate_gradients(model, batches, progress=progress, loss_scale=loss_scale)
     updates = {}
     for name, grad in sums.items():
         if reduce is not None:

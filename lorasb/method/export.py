@@ -44,7 +44,7 @@ def export_peft(
     tensors = {}
     for name, layer in layers.items():
         tensors[f"{PREFIX}{name}.lora_A.weight"] = layer.lora_A.detach()
-        tensors[f"{PREFIX}{name}.lora_B.weight"] = (layer.lora_B @ layer.lora_R).detach()
+        tensors[f"{PREFIX}{name}.lora_B.weight"] = (layer.lora_B.to(layer.lora_R.dtype) @ layer.lora_R).detach()
     module_names = {name for name, _ in model.named_modules()}
     for target in saved:
         found = [m for m in module_names if matches(m, [target])]

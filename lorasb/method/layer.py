@@ -10,6 +10,9 @@
 
 Before initialisation R is zero, so the layer is exactly its base layer. The update is
 applied through the rank-r path (x → A → R → B), so B·R·A is never formed while training.
+R is held in float32 when the base is float16 or bfloat16: an Adam update far below the
+half-precision spacing of R's entries would otherwise round away. The rank-r activation is
+cast to R's dtype and back, so the base path and its activations stay in their precision.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def trained_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a trained tensor is held in beside frozen weights of ``dtype``: float32 for half types."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 class LoraSBLinear(nn.Module):
@@ -39,7 +47,7 @@ class LoraSBLinear(nn.Module):
         factory = {"device": base.weight.device, "dtype": base.weight.dtype}
         self.lora_A = nn.Parameter(torch.zeros(rank, base.in_features, **factory), requires_grad=False)
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **factory), requires_grad=False)
-        self.lora_R = nn.Parameter(torch.zeros(rank, rank, **factory))
+        self.lora_R = nn.Parameter(torch.zeros(rank, rank, device=base.weight.device, dtype=trained_dtype(base.weight.dtype)))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     @property
@@ -56,12 +64,14 @@ class LoraSBLinear(nn.Module):
         return self.base.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        low_rank = F.linear(F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_R), self.lora_B)
+        projected = F.linear(self.dropout(x), self.lora_A)
+        core = F.linear(projected.to(self.lora_R.dtype), self.lora_R).to(projected.dtype)
+        low_rank = F.linear(core, self.lora_B)
         return self.base(x) + self.scaling * low_rank
 
     def delta_weight(self) -> torch.Tensor:
         """s·B·R·A, the out×in change this adapter makes to W0."""
-        return self.scaling * (self.lora_B @ self.lora_R @ self.lora_A)
+        return self.scaling * (self.lora_B @ self.lora_R.to(self.lora_B.dtype) @ self.lora_A)
 
     def merged(self) -> nn.Linear:
         """A plain ``nn.Linear`` with weight W0 + s·B·R·A and the base bias."""

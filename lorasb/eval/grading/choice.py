@@ -1,7 +1,8 @@
 """Commonsense multiple choice (the LLM-Adapters protocol): the first answer label named.
 
 A model answers with a label of its set ("answer2", "true", "option1", ...); the prediction
-is the FIRST label in the generation, so "true or false? false" predicts "true". Labels
+is the FIRST label in the generation's first turn (the text before any "Instruction"/"Response"
+marker), so "true or false? false" predicts "true". Labels
 match whole words in any case: "answer10" is not "answer1", "untrue" is not "true".
 LLM-Adapters itself matches case-sensitively and also inside longer words.
 """
@@ -9,6 +10,8 @@ LLM-Adapters itself matches case-sensitively and also inside longer words.
 from __future__ import annotations
 
 import re
+
+from lorasb.data.prompts import first_turn
 
 ANSWER_VOCABULARY: dict[str, tuple[str, ...]] = {
     "boolq": ("true", "false"),
@@ -32,7 +35,7 @@ def _vocabulary(set_name: str) -> tuple[str, ...]:
 def choice_prediction(text: str, set_name: str) -> str | None:
     """The first label of the set named in the text, lowercased, or None."""
     labels = "|".join(map(re.escape, _vocabulary(set_name)))
-    match = re.search(rf"\b(?:{labels})\b", text, re.IGNORECASE)
+    match = re.search(rf"\b(?:{labels})\b", first_turn(text), re.IGNORECASE)
     return match[0].lower() if match else None
 
 

@@ -1,8 +1,9 @@
 """GSM8K grading: the gold number after ``####`` against the number a model states.
 
-The prediction is the first number after the LAST "The answer is" (colon optional, any
-case), as in the MetaMath evaluation. Unlike MetaMath, a generation that never says
-"The answer is" is not scored as unanswered: its last number is taken instead.
+Only the generation's first turn counts (the text before any "Instruction"/"Response"
+marker a model writes when it runs on). The prediction is the first number after the LAST
+"The answer is" there (colon optional, any case), as in the MetaMath evaluation; a generation
+that never says "The answer is" has no answer. ``lenient=True`` takes its last number instead.
 
 A prediction is correct iff ``|prediction - gold| < GSM8K_TOLERANCE`` (1e-4). MetaMath instead rounds the
 prediction to an integer first (Python's ``round``, half to even), which also accepts e.g.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from lorasb.data.prompts import first_turn
 from lorasb.eval.grading.answers import GSM8K_TOLERANCE, stated_answer
 
 # An optional minus (not a hyphen inside a word or range such as "3-4"), an optional "$",
@@ -43,24 +45,27 @@ def gsm8k_gold(answer: str) -> float | None:
     return _to_float(match) if match else None
 
 
-def gsm8k_prediction(text: str) -> float | None:
+def gsm8k_prediction(text: str, *, lenient: bool = False) -> float | None:
     """The number a generation gives as its answer (see the module docstring), or None.
 
     After the last "The answer is" the first number counts, so "$", a trailing period and
     units around it are ignored; if that number is missing the answer is None, even when
     an earlier "The answer is" had one.
     """
+    text = first_turn(text)
     answer = stated_answer(text)
     if answer is not None:
         match = _NUMBER.search(answer)
-    else:
+    elif lenient:
         numbers = list(_NUMBER.finditer(text))
         match = numbers[-1] if numbers else None
+    else:
+        match = None
     return _to_float(match) if match else None
 
 
 def gsm8k_correct(
-    prediction_text: str, gold_answer: str, *, round_prediction: bool = False
+    prediction_text: str, gold_answer: str, *, round_prediction: bool = False, lenient: bool = False
 ) -> bool:
     """Whether a generation's answer equals the gold number of a GSM8K answer.
 
@@ -69,7 +74,7 @@ def gsm8k_correct(
     gold = gsm8k_gold(gold_answer)
     if gold is None:
         raise ValueError(f"no '#### <number>' in the gold answer {gold_answer!r}")
-    prediction = gsm8k_prediction(prediction_text)
+    prediction = gsm8k_prediction(prediction_text, lenient=lenient)
     if prediction is None:
         return False
     if round_prediction:

@@ -1,9 +1,11 @@
 """Hendrycks MATH grading: the last ``\\boxed{}`` of a solution against a stated answer.
 
-The prediction is the rest of the line after the LAST "The answer is" (colon optional, any
-case), or the last ``\\boxed{}`` of the generation when it never says "The answer is". Both
-answers are normalised (``normalize_math_answer``) and then compared as strings, or as
-numbers when both are a plain number or a fraction of integers.
+Only the generation's first turn counts (the text before any "Instruction"/"Response"
+marker). The prediction is the rest of the line after the LAST "The answer is" there (colon
+optional, any case); a generation that never says "The answer is" has no answer, as in the
+reference evaluation (``lenient=True`` takes its last ``\\boxed{}`` instead). Both answers
+are normalised (``normalize_math_answer``) and then compared as strings, or as numbers when
+both are a plain number or a fraction of integers.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from lorasb.data.prompts import first_turn
 from lorasb.eval.grading.answers import MATH_TOLERANCE, stated_answer
 
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
@@ -46,15 +49,16 @@ def last_boxed(solution: str) -> str | None:
     return token[1] if token else None
 
 
-def math_prediction(text: str) -> str | None:
+def math_prediction(text: str, *, lenient: bool = False) -> str | None:
     """The answer a generation states (see the module docstring), or None.
 
     Only the line of the last "The answer is" counts, so text a model repeats after it is
     ignored; a trailing period and ``$...$`` around the answer are removed.
     """
+    text = first_turn(text)
     stated = stated_answer(text)
     if stated is None:
-        return last_boxed(text)
+        return last_boxed(text) if lenient else None
     answer = stated.split("\n", 1)[0].strip().removesuffix(".")
     answer = answer.strip().strip("$").strip().removesuffix(".")
     if _BOX.search(answer):
@@ -174,7 +178,7 @@ def math_equivalent(prediction: str | None, gold: str) -> bool:
     return a is not None and b is not None and abs(a - b) < MATH_TOLERANCE
 
 
-def math_correct(prediction_text: str, solution: str) -> bool:
+def math_correct(prediction_text: str, solution: str, *, lenient: bool = False) -> bool:
     """Whether a generation's answer equals the last ``\\boxed{}`` of a MATH solution.
 
     Raises ValueError when the solution has no ``\\boxed{}``.
@@ -182,4 +186,4 @@ def math_correct(prediction_text: str, solution: str) -> bool:
     gold = last_boxed(solution)
     if gold is None:
         raise ValueError(f"no \\boxed{{}} answer in the solution {solution[-200:]!r}")
-    return math_equivalent(math_prediction(prediction_text), gold)
+    return math_equivalent(math_prediction(prediction_text, lenient=lenient), gold)
