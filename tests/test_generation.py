@@ -36,3 +36,12 @@ def test_generation_is_greedy_and_stops_at_eos(model, smollm2_tokenizer):
     assert smollm2_tokenizer.eos_token_id in stop_tokens(model, smollm2_tokenizer)
     long = generate(model, smollm2_tokenizer, PROMPTS[:1], max_new_tokens=200, progress=False)[0]
     assert len(smollm2_tokenizer(long)["input_ids"]) < 200  # the answer ends with EOS, not the budget
+
+
+def test_generation_stops_after_a_stop_string_and_the_rest_of_its_batch_goes_on(model, smollm2_tokenizer):
+    free = generate(model, smollm2_tokenizer, PROMPTS, max_new_tokens=24, batch_size=3, progress=False)
+    stop = free[0].split()[3]  # a word the first answer writes, e.g. "France"
+    assert all(stop not in text for text in free[1:]), free
+    stopped = generate(model, smollm2_tokenizer, PROMPTS, max_new_tokens=24, batch_size=3, stop_strings=[stop], progress=False)
+    assert stopped[0] == free[0][: free[0].index(stop) + len(stop)]
+    assert stopped[1:] == free[1:]

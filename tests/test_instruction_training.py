@@ -63,10 +63,14 @@ def test_held_out_loss_falls(metamath_run):
     assert len(stats["layers"]) == LAYERS and 0 < stats["first_step_lr"] < 1e-3  # warm-up: lr/4 at the first step
 
 
-def test_gsm8k_is_evaluated_after_training(metamath_run, shared_data):
+def test_gsm8k_is_evaluated_after_training(metamath_run, shared_data, smollm2_dir):
     run_dir, summary = metamath_run
-    results = json.loads((run_dir / "eval.json").read_text())
+    written = json.loads((run_dir / "eval.json").read_text())
+    results, setup = written["results"], written["setup"]
     assert summary["eval"] == results and set(results) == {"gsm8k"}
+    assert setup["model"] == {"base_model": str(smollm2_dir), "trained_in": str(run_dir)}
+    assert setup["sets"] == ["gsm8k"] and setup["limit"] == 8 and setup["max_new_tokens"] == {"gsm8k": 256}
+    assert setup["grading"] == "reference" and "Instruction:" in setup["stop_strings"] and setup["lorasb_version"]
     gsm8k = results["gsm8k"]
     print(f"GSM8K after training: {gsm8k['correct']}/{gsm8k['count']}, {gsm8k['seconds_per_example']:.2f} s/example")
     records = [json.loads(line) for line in (run_dir / "predictions" / "gsm8k.jsonl").read_text().splitlines()]
@@ -76,7 +80,7 @@ def test_gsm8k_is_evaluated_after_training(metamath_run, shared_data):
     for record, row in zip(records, rows):
         assert record["prompt"].endswith("### Response: Let's think step by step.") and row["question"] in record["prompt"]
         assert record["gold"] == float(row["answer"].rsplit("####", 1)[1].replace(",", ""))
-        assert record["generation"].strip() and record["correct"] == eval_set("gsm8k").correct(record["generation"], row)
+        assert record["generation"].strip() and record["correct"] == eval_set("gsm8k").correct(record["generation"], row, False)
 
 
 def test_adapter_and_checkpoint_give_the_trained_model(metamath_run, smollm2_dir):
@@ -116,8 +120,10 @@ def test_evaluate_command_on_the_commonsense_sets(commonsense_root, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((tmp_path / "eval.json").read_text())
-    assert list(results) == sets
+    written = json.loads((tmp_path / "eval.json").read_text())
+    results = written["results"]
+    assert list(results) == sets and written["setup"]["sets"] == sets and written["setup"]["limit"] == 4
+    assert written["setup"]["model"]["adapter"] is None and written["setup"]["model"]["checkpoint"] is None
     for name in sets:
         expected = 3 if name in ("piqa", "siqa", "hellaswag", "winogrande") else 4
         assert results[name]["count"] == expected, name

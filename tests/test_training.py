@@ -315,6 +315,24 @@ def test_runs_without_a_logger(composer, tmp_path, glue_fixtures):
     check_summary(tmp_path, summary, cfg.task.monitor)
 
 
+# 16 MRPC training rows in estimation batches of 4: 4 batches per epoch, 2 epochs
+FIRST_LR = [("reference", 1e-3 / (0.1 * 4 * 2)), (0.004, 0.004)]
+
+
+@pytest.mark.parametrize(("choice", "expected"), FIRST_LR)
+def test_first_step_lr_can_follow_the_reference_or_be_given(choice, expected, composer, tmp_path, shared_data):
+    settings = ["optim.lr=1e-3", "optim.warmup_ratio=0.1", "trainer.max_epochs=2", "++trainer.limit_train_batches=1", "++trainer.limit_val_batches=1"]
+    cfg = composer([*TINY, "task=glue/mrpc", f"data.dir={shared_data}", *settings, f"init.first_lr={choice}"], tmp_path)
+    run(cfg)
+    assert json.loads((tmp_path / "init_stats.json").read_text())["first_step_lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_unknown_first_step_lr_is_refused(composer, tmp_path, glue_fixtures):
+    cfg = composer([*FAST_DEV_RUN, "task=glue/rte", f"data.dir={glue_fixtures}", "init.first_lr=warmup"], tmp_path)
+    with pytest.raises(ValueError, match=r"init.first_lr='warmup': choose schedule, reference or a positive number"):
+        run(cfg)
+
+
 # --- a real run ---------------------------------------------------------------------------
 
 
