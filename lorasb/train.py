@@ -1,6 +1,6 @@
 """Fine-tune with LoRA-SB: ``python -m lorasb.train [group=option ...] [key=value ...]``.
 
-One run, in small steps: check the choices; build the data module, Lightning module, loggers,
+One run, in small steps: check the choices and values; build the data module, Lightning module, loggers,
 callbacks and trainer from the composed config; validate once (the "before" figure); fit (the
 SB initialisation runs in ``on_fit_start``, and a run with a last checkpoint resumes from it
 instead); export the adapter; evaluate the task's sets (instruction tasks); print the summary.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lorasb.config import check_group_choices, check_model_fits_task, register_resolvers
+from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
     import lightning as L
@@ -119,6 +119,7 @@ def report(summary: dict, monitor: str) -> str:
 
 def run(cfg: DictConfig) -> dict:
     """Train as ``cfg`` says; returns the run summary written to ``metrics.json``."""
+    check_config(cfg)
     check_model_fits_task(cfg)
     parts = build(cfg)
     fit(parts)
@@ -132,7 +133,10 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    summary = run(cfg)
+    try:
+        summary = run(cfg)
+    except ConfigError as err:  # the message says it all; no traceback
+        raise SystemExit(f"error: {err}") from None
     return summary.get("best", {}).get(cfg.task.monitor)
 
 
