@@ -40,10 +40,15 @@ class InstructionSet:
 
 INSTRUCTION_SETS: dict[str, InstructionSet] = {
     "metamath": InstructionSet(
-        JsonSource("MetaMathQA", "metamathqa/train.json", "meta-math/MetaMathQA"), "query", "response"
+        JsonSource("MetaMathQA", "metamathqa/train.json", "meta-math/MetaMathQA", fields=("query", "response")), "query", "response"
     ),
     "commonsense": InstructionSet(
-        JsonSource("Commonsense170K", "commonsense/train.json", f"{LLM_ADAPTERS}/ft-training_set/commonsense_170k.json"),
+        JsonSource(
+            "Commonsense170K",
+            "commonsense/train.json",
+            f"{LLM_ADAPTERS}/ft-training_set/commonsense_170k.json",
+            fields=("instruction", "output"),
+        ),
         "instruction",
         "output",
         input="input",
