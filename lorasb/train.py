@@ -86,11 +86,26 @@ def fit(run: Run) -> None:
             trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
         trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
         if cfg.export_adapter and trainer.is_global_zero:
-            run.module.export_adapter(Path(cfg.run_dir) / "adapter")
+            untrained = untrained_reason(run)
+            if untrained:
+                print(f"no adapter exported: {untrained}")
+            else:
+                run.module.export_adapter(Path(cfg.run_dir) / "adapter")
     finally:
         for logger in run.loggers:
             if isinstance(logger, WandbLogger):  # close the run so the next job of a sweep starts its own
                 logger.experiment.finish()
+
+
+def untrained_reason(run: Run) -> str | None:
+    """Why the fitted model is not worth exporting: nothing was trained, or the run diverged."""
+    trainer, summary = run.trainer, (run.summary.summary if run.summary is not None else {})
+    if trainer.global_step == 0:
+        limits = ", ".join(f"trainer.{key}={getattr(trainer, key)}" for key in ("max_epochs", "max_steps", "limit_train_batches"))
+        return f"nothing was trained (0 optimizer steps; {limits})"
+    if "diverged" in summary:
+        return "the run diverged (see metrics.json)"
+    return None
 
 
 def evaluate_after_fit(run: Run) -> None:
@@ -107,13 +122,19 @@ def evaluate_after_fit(run: Run) -> None:
 
 
 def report(summary: dict, monitor: str) -> str:
-    """One line: the monitored metric before training, at the end and at its best."""
+    """The monitored metric before training, at the end and at its best; a first line marks a diverged run."""
     figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
-    if figures["final"] is None:
-        return f"{monitor}: no validation ran during training"
-    line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
-    if figures["before"] is not None:
-        line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+    if summary.get("steps") == 0:
+        line = f"{monitor}: nothing was trained" + (f" (before {figures['before']:.4f})" if figures["before"] is not None else "")
+    elif figures["final"] is None:
+        line = f"{monitor}: no validation ran during training"
+    else:
+        line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
+        if figures["before"] is not None:
+            line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+    if "diverged" in summary:
+        d = summary["diverged"]
+        line = f"DIVERGED: the {d['what']} rose to {d['value']:.4g} at step {d['step']} from {d['start']:.4g}; {d['hint']}\n{line}"
     return line
 
 
