@@ -3,7 +3,7 @@
 import pytest
 
 import lorasb.train
-from lorasb.config import ConfigError, config_problems
+from lorasb.config import CONF_DIR, ConfigError, config_problems
 
 # override: the line the error must show for it
 BAD_VALUES = {
@@ -87,3 +87,20 @@ def test_rows_held_out_count_against_the_estimate(compose):
 )
 def test_shipped_and_unknown_keys_pass(compose, overrides, tmp_path):
     assert config_problems(compose(*overrides, f"data.dir={tmp_path}")) == []
+
+
+def test_the_evaluation_config_is_checked_too(tmp_path):
+    import hydra
+
+    from lorasb.config import register_resolvers
+
+    register_resolvers()
+    overrides = [f"run_dir={tmp_path}", "checkpoint=/no/such.ckpt", "adapter=/no/such/adapter", "eval.limit=0", "eval.max_new_tokens=0"]
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        assert config_problems(hydra.compose("evaluate")) == []
+        assert config_problems(hydra.compose("evaluate", overrides=overrides)) == [
+            "checkpoint=/no/such.ckpt: expected an existing file or null",
+            "adapter=/no/such/adapter: expected an existing folder or null",
+            "eval.limit=0: expected an integer ≥ 1 or null",
+            "eval.max_new_tokens=0: expected an integer ≥ 1 or null",
+        ]

@@ -1,4 +1,4 @@
-"""Types and ranges of the training config's values, checked before anything heavy loads.
+"""Types and ranges of the training and evaluation configs' values, checked before anything heavy loads.
 
 Each rule names a key and what it allows; every violation is reported at once, by key. Keys no
 rule names pass unchecked (a method or an experiment may add its own), and a key a config does
@@ -95,6 +95,8 @@ RULES: tuple[Rule, ...] = (
     boolean("validate_before"),
     boolean("export_adapter"),
     existing("ckpt_path", "file"),
+    existing("checkpoint", "file"),  # evaluation: a training checkpoint
+    existing("adapter", "folder"),  # evaluation: a PEFT adapter
     positive("optim.lr"),
     non_negative("optim.weight_decay"),
     Rule("optim.betas", "two numbers in [0, 1)", _betas),
@@ -164,7 +166,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` listing every invalid value of a composed training config."""
+    """Raise :class:`ConfigError` listing every invalid value of a composed training or evaluation config."""
     problems = config_problems(cfg)
     if problems:
         count = f"{len(problems)} invalid value{'s' if len(problems) > 1 else ''}"
