@@ -41,7 +41,7 @@ class Run:
 
 
 def build(cfg: DictConfig) -> Run:
-    """Instantiate the run's parts from the config (the model loads here)."""
+    """Instantiate the run's parts from the config: the data are read first, then the model loads."""
     import lightning as L
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
@@ -51,9 +51,11 @@ def build(cfg: DictConfig) -> Run:
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")  # read and check the data before the model loads (Lightning's own call then finds it ready)
     return Run(
         cfg=cfg,
-        datamodule=instantiate(cfg.data),
+        datamodule=datamodule,
         module=instantiate(cfg.module),
         trainer=instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False),
         loggers=loggers,
@@ -158,6 +160,12 @@ def main(cfg: DictConfig) -> float | None:
         summary = run(cfg)
     except ConfigError as err:  # the message says it all; no traceback
         raise SystemExit(f"error: {err}") from None
+    except ValueError as err:
+        from lorasb.data.files import DataFileError  # imported already: the data were read
+
+        if isinstance(err, DataFileError):
+            raise SystemExit(f"error: {err}") from None
+        raise
     return summary.get("best", {}).get(cfg.task.monitor)
 
 

@@ -275,7 +275,7 @@ CLI_ERRORS = {
     "unknown_scheduler": (
         lambda fx: [*_on_fixture(fx), "optim.scheduler=foo"],
         {},
-        ["unknown schedule 'foo'", "linear", "cosine", "constant"],
+        ["optim.scheduler=foo: expected one of linear, cosine, constant"],
     ),
     "unknown_glue_name": (
         lambda fx: [*_on_fixture(fx), "task.name=foo"],
@@ -297,6 +297,12 @@ CLI_ERRORS = {
         {},
         ["error: the config has 3 invalid values:", "optim.lr=abc: expected a number > 0",
          "init.num_samples=0: expected an integer ≥ 1", "data.train_limit=0: expected an integer ≥ 1 or null"],
+    ),
+    "malformed_data_row": (
+        lambda fx: ["task=glue/rte", f"data.dir={fx / 'malformed'}", *CHEAP],
+        {},
+        ["error: ", "malformed/glue/RTE/train.tsv, line 3: 5 tab-separated fields; expected 4, one per column "
+         "(index, sentence1, sentence2, label); a tab inside a text splits it"],
     ),
     "offline_without_data_dir": (
         lambda fx: ["task=glue/rte", *CHEAP],

@@ -43,7 +43,7 @@ def test_a_well_formed_list_reads_whole(tmp_path):
         ("", "the file is empty"),
         ("[]", "no rows"),
         ('{"query": "a", "response": "b"}', "a JSON object at the top"),
-        ('[\n {"query": "a",\n  "response": "b"\n ,}\n]', "line 4: not valid JSON (Expecting property name enclosed in double quotes at column 3)"),
+        ('[\n {"query": "a",\n  "response": "b"\n ,}\n]', "line 4: not valid JSON: Expecting property name enclosed in double quotes (column 3)"),
         ('[{"query": "a", "response": "b"}, ["a", "b"]]', "row 2: a JSON array, not an object"),
         ('[{"query": "a", "response": "b"}, {"question": "a", "response": "b"}]', "row 2: no field query (fields: question, response)"),
         ('[{"query": "a", "response": 4}]', "row 1: response is a JSON number"),
@@ -61,7 +61,7 @@ def test_a_malformed_list_is_refused(tmp_path, content, problem):
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        ('{"question": "a", "answer": "#### 1"}\n\n{"question": "b", "answer": "#### 2"\n', "line 3: not valid JSON (Expecting ',' delimiter at column 37)"),
+        ('{"question": "a", "answer": "#### 1"}\n\n{"question": "b", "answer": "#### 2"\n', "line 3: not valid JSON: Expecting ',' delimiter (column 37)"),
         ('{"question": "a", "answer": "#### 1"}\n{"question": "b"}\n', "line 2: no field answer (fields: question)"),
         ('{"question": "a", "answer": "#### 1"}\n7\n', "line 2: a JSON number, not an object"),
     ],

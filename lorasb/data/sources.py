@@ -103,7 +103,7 @@ def _parse(path: Path, text: str, layout: str, line: int | None = None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         where = err.lineno if line is None else line + err.lineno - 1
-        raise DataFileError(path, f"not valid JSON ({err.msg} at column {err.colno})", layout, where) from None
+        raise DataFileError(path, f"not valid JSON: {err.msg} (column {err.colno})", layout, where) from None
 
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number", type(None): "null"}
