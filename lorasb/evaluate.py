@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 from transformers import PreTrainedModel
 
-from lorasb.config import check_group_choices, register_resolvers
+from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers
 
 register_resolvers()
 
@@ -53,6 +53,10 @@ def main(cfg: DictConfig) -> None:
     from lorasb.eval import evaluate_model
     from lorasb.models import load_tokenizer
 
+    try:
+        check_config(cfg)
+    except ConfigError as err:  # the message says it all; no traceback
+        raise SystemExit(f"error: {err}") from None
     model, tokenizer_name = load_model(cfg)
     scored = {"base_model": tokenizer_name, "adapter": cfg.adapter, "checkpoint": cfg.checkpoint}
     results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, scored, cfg.device)

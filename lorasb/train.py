@@ -1,6 +1,6 @@
 """Fine-tune with LoRA-SB: ``python -m lorasb.train [group=option ...] [key=value ...]``.
 
-One run, in small steps: check the choices; build the data module, Lightning module, loggers,
+One run, in small steps: check the choices and values; build the data module, Lightning module, loggers,
 callbacks and trainer from the composed config; validate once (the "before" figure); fit (the
 SB initialisation runs in ``on_fit_start``, and a run with a last checkpoint resumes from it
 instead); export the adapter; evaluate the task's sets (instruction tasks); print the summary.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lorasb.config import check_group_choices, check_model_fits_task, register_resolvers
+from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
     import lightning as L
@@ -41,7 +41,7 @@ class Run:
 
 
 def build(cfg: DictConfig) -> Run:
-    """Instantiate the run's parts from the config (the model loads here)."""
+    """Instantiate the run's parts from the config: the data are read first, then the model loads."""
     import lightning as L
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
@@ -51,9 +51,11 @@ def build(cfg: DictConfig) -> Run:
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")  # read and check the data before the model loads (Lightning's own call then finds it ready)
     return Run(
         cfg=cfg,
-        datamodule=instantiate(cfg.data),
+        datamodule=datamodule,
         module=instantiate(cfg.module),
         trainer=instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False),
         loggers=loggers,
@@ -86,11 +88,26 @@ def fit(run: Run) -> None:
             trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
         trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
         if cfg.export_adapter and trainer.is_global_zero:
-            run.module.export_adapter(Path(cfg.run_dir) / "adapter")
+            untrained = untrained_reason(run)
+            if untrained:
+                print(f"no adapter exported: {untrained}")
+            else:
+                run.module.export_adapter(Path(cfg.run_dir) / "adapter")
     finally:
         for logger in run.loggers:
             if isinstance(logger, WandbLogger):  # close the run so the next job of a sweep starts its own
                 logger.experiment.finish()
+
+
+def untrained_reason(run: Run) -> str | None:
+    """Why the fitted model is not worth exporting: nothing was trained, or the run diverged."""
+    trainer, summary = run.trainer, (run.summary.summary if run.summary is not None else {})
+    if trainer.global_step == 0:
+        limits = ", ".join(f"trainer.{key}={getattr(trainer, key)}" for key in ("max_epochs", "max_steps", "limit_train_batches"))
+        return f"nothing was trained (0 optimizer steps; {limits})"
+    if "diverged" in summary:
+        return "the run diverged (see metrics.json)"
+    return None
 
 
 def evaluate_after_fit(run: Run) -> None:
@@ -108,18 +125,25 @@ def evaluate_after_fit(run: Run) -> None:
 
 
 def report(summary: dict, monitor: str) -> str:
-    """One line: the monitored metric before training, at the end and at its best."""
+    """The monitored metric before training, at the end and at its best; a first line marks a diverged run."""
     figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
-    if figures["final"] is None:
-        return f"{monitor}: no validation ran during training"
-    line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
-    if figures["before"] is not None:
-        line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+    if summary.get("steps") == 0:
+        line = f"{monitor}: nothing was trained" + (f" (before {figures['before']:.4f})" if figures["before"] is not None else "")
+    elif figures["final"] is None:
+        line = f"{monitor}: no validation ran during training"
+    else:
+        line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
+        if figures["before"] is not None:
+            line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+    if "diverged" in summary:
+        d = summary["diverged"]
+        line = f"DIVERGED: the {d['what']} rose to {d['value']:.4g} at step {d['step']} from {d['start']:.4g}; {d['hint']}\n{line}"
     return line
 
 
 def run(cfg: DictConfig) -> dict:
     """Train as ``cfg`` says; returns the run summary written to ``metrics.json``."""
+    check_config(cfg)
     check_model_fits_task(cfg)
     parts = build(cfg)
     fit(parts)
@@ -133,7 +157,16 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    summary = run(cfg)
+    try:
+        summary = run(cfg)
+    except ConfigError as err:  # the message says it all; no traceback
+        raise SystemExit(f"error: {err}") from None
+    except ValueError as err:
+        from lorasb.data.files import DataFileError  # imported already: the data were read
+
+        if isinstance(err, DataFileError):
+            raise SystemExit(f"error: {err}") from None
+        raise
     return summary.get("best", {}).get(cfg.task.monitor)
 
 

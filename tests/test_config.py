@@ -12,6 +12,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from lorasb.config import config_problems
 from lorasb.data import GLUE_TASKS, glue_task
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,7 @@ def test_every_option_composes_and_resolves(compose, group, option, tmp_path):
     assert resolved["callbacks"]["checkpoint"]["mode"] == resolved["task"]["mode"] == ("min" if "loss" in resolved["task"]["monitor"] else "max")
     assert resolved["model"]["kind"] in ("encoder", "causal_lm")
     assert resolved["trainer"]["default_root_dir"] == str(tmp_path)
+    assert config_problems(cfg) == []
 
 
 def test_glue_task_configs_cover_every_task():
@@ -273,7 +275,7 @@ CLI_ERRORS = {
     "unknown_scheduler": (
         lambda fx: [*_on_fixture(fx), "optim.scheduler=foo"],
         {},
-        ["unknown schedule 'foo'", "linear", "cosine", "constant"],
+        ["optim.scheduler=foo: expected one of linear, cosine, constant"],
     ),
     "unknown_glue_name": (
         lambda fx: [*_on_fixture(fx), "task.name=foo"],
@@ -289,6 +291,18 @@ CLI_ERRORS = {
         lambda fx: [*_on_fixture(fx), "rank=1000"],
         {},
         ["rank 1000", "bert.encoder.layer.0.attention.self.query", "at most 384", "rank ≤ 384"],
+    ),
+    "invalid_values": (
+        lambda fx: ["task=glue/mrpc", "optim.lr=abc", "init.num_samples=0", "data.train_limit=0"],
+        {},
+        ["error: the config has 3 invalid values:", "optim.lr=abc: expected a number > 0",
+         "init.num_samples=0: expected an integer ≥ 1", "data.train_limit=0: expected an integer ≥ 1 or null"],
+    ),
+    "malformed_data_row": (
+        lambda fx: ["task=glue/rte", f"data.dir={fx / 'malformed'}", *CHEAP],
+        {},
+        ["error: ", "malformed/glue/RTE/train.tsv, line 3: 5 tab-separated fields; expected 4, one per column "
+         "(index, sentence1, sentence2, label); a tab inside a text splits it"],
     ),
     "offline_without_data_dir": (
         lambda fx: ["task=glue/rte", *CHEAP],

@@ -190,3 +190,27 @@ def test_unreachable_hub_points_to_data_dir(smollm2_tokenizer, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(RuntimeError, match=r"could not download MetaMathQA .*data\.dir=<root> holding <root>/metamathqa/train\.json"):
         make_module(smollm2_tokenizer, None).setup("fit")
+
+
+def test_shortened_examples_are_counted_and_reported(smollm2_tokenizer, tmp_path, caplog):
+    """Nothing is dropped: each example that had to be cut to data.max_length is counted under its rule."""
+    rows = [
+        {"query": "What is 1 + 1?", "response": "The answer is: 2"},  # fits
+        {"query": "Add these: " + " + ".join(["1"] * 60), "response": "The answer is: 60"},  # the prompt gives up its start
+        {"query": "Count to fifty.", "response": " ".join(str(i) for i in range(1, 51)) + "\nThe answer is: 50"},  # the response is cut
+        {"query": "Say nothing.", "response": ""},  # an empty response
+    ]
+    (tmp_path / "metamathqa").mkdir()
+    (tmp_path / "metamathqa" / "train.json").write_text(json.dumps(rows * 2))
+    caplog.set_level("INFO", logger="lorasb.data.instruction")
+    module = make_module(smollm2_tokenizer, tmp_path, max_length=80, train_limit=None, val_size=0)
+    module.setup("fit")
+    assert len(module.train_dataset) == 8
+    assert module.fit_counts == {"training": {"whole": 2, "prompt shortened": 2, "response cut": 2, "empty response": 2}}
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        ("WARNING", "MetaMathQA training rows: 2 of 8 examples are longer than data.max_length=80 even with their prompt "
+                    "shortened, so their response lost its end (the answer and EOS); raise data.max_length to keep it"),
+        ("WARNING", "MetaMathQA training rows: 2 of 8 examples have an empty response (only EOS is learnt)"),
+        ("INFO", "MetaMathQA training rows: 2 of 8 examples gave up the start of their prompt to keep their response "
+                 "whole within data.max_length=80"),
+    ]

@@ -5,7 +5,7 @@
       │      data                   data modules, prompts (models: tokenizers, cache)
       │        ↑
     lightning  eval    config       Lightning modules · evaluation sets, generation, grading · Hydra
-      ↑        ↑        ↑
+      ↑        ↑        ↑           (config reads the schedule names of lightning)
     train  evaluate                 entry points: import any layer, never each other
 """
 
@@ -22,7 +22,7 @@ ALLOWED = {
     "data": {"models"},
     "eval": {"data", "models"},
     "lightning": {"method", "data", "models"},
-    "config": {"models"},
+    "config": {"models", "lightning"},
     "__init__": {"method"},
 }
 ENTRY_POINTS = {"train", "evaluate"}

@@ -390,3 +390,33 @@ def test_minilm_learns_mrpc(composer, tmp_path, shared_data, minilm_dir):
     }
     assert written["init_seconds"] > 0 and written["train_seconds"] > 0
     assert summary == written
+
+
+# --- runs that train nothing or diverge -----------------------------------------------------------
+
+
+def test_a_run_with_nothing_to_train_exports_nothing(composer, tmp_path, glue_fixtures, capsys):
+    cfg = composer([*TINY, "task=glue/rte", f"data.dir={glue_fixtures}", "trainer.max_epochs=0"], tmp_path)
+    summary = run(cfg)
+    assert summary["steps"] == 0 and summary["final"] == {} and "val/accuracy" in summary["before"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == summary
+    assert not any((tmp_path / name).exists() for name in ("adapter", "checkpoints", "init_stats.json"))  # no initialisation either
+    out = capsys.readouterr().out
+    assert "no adapter exported: nothing was trained (0 optimizer steps; trainer.max_epochs=0, trainer.max_steps=-1, " \
+           "trainer.limit_train_batches=1.0)" in out
+    assert f"val/accuracy: nothing was trained (before {summary['before']['val/accuracy']:.4f})" in out
+
+
+def test_a_diverging_run_stops_marked_and_exports_nothing(composer, tmp_path, glue_fixtures, capsys):
+    overrides = ["task=glue/rte", f"data.dir={glue_fixtures}", "data.batch_size=1", "optim.lr=1e6", "trainer.max_epochs=4", "trainer.log_every_n_steps=2"]
+    summary = run(composer([*TINY, *overrides], tmp_path))
+    diverged = summary["diverged"]
+    assert diverged["value"] > 10 * diverged["start"] and summary["steps"] == diverged["step"] < 16
+    assert diverged["hint"].startswith("lower optim.lr")
+    assert json.loads((tmp_path / "metrics.json").read_text())["diverged"] == diverged
+    assert not (tmp_path / "adapter").exists()
+    with open(tmp_path / "logs" / "version_0" / "metrics.csv") as file:
+        assert [row["train/diverged"] for row in csv.DictReader(file) if row["train/diverged"]] == ["1.0"]
+    out = capsys.readouterr().out
+    assert "no adapter exported: the run diverged (see metrics.json)" in out
+    assert f"DIVERGED: the {diverged['what']} rose to {diverged['value']:.4g} at step {diverged['step']}" in out

@@ -1,6 +1,6 @@
 """GLUE data: official TSV files under a local root, or ``nyu-mll/glue`` from the Hub."""
 
-import csv
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -8,6 +8,7 @@ import datasets
 from torch.utils.data import DataLoader
 
 from lorasb.data.base import TextDataModule
+from lorasb.data.files import DataFileError, read_text
 from lorasb.data.glue_tasks import GlueTask, glue_task
 
 HUB_DATASET = "nyu-mll/glue"
@@ -20,33 +21,69 @@ class GlueSplit(NamedTuple):
     labels: list[int] | list[float]
 
 
-def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
-    """Read an official GLUE TSV (BOM-tolerant, quotes kept verbatim) into a ``GlueSplit``."""
-    with open(path, encoding="utf-8-sig", newline="") as file:
-        rows = [row for row in csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
-    text_columns, label_column, first_row = task.tsv_texts, task.tsv_label, 1
-    if isinstance(label_column, str):
-        header, rows, first_row = rows[0], rows[1:], 2
-        missing = {*text_columns, label_column} - set(header)
-        if missing:
-            raise ValueError(f"{path}: header {header} lacks columns {sorted(missing)}")
-        text_columns = tuple(header.index(name) for name in text_columns)
-        label_column = header.index(label_column)
+def tsv_layout(task: GlueTask) -> str:
+    """What a TSV file of ``task`` must hold, for error messages."""
+    if task.tsv_columns is not None:
+        columns = f"no header; rows of {len(task.tsv_columns)} tab-separated fields ({', '.join(task.tsv_columns)})"
+    else:
+        columns = f"a header line naming the columns (among them {', '.join((*task.tsv_texts, task.tsv_label))}), then one tab-separated row per example"
+    return f"a GLUE {task.folder} TSV file: {columns}"
 
-    texts: tuple[list[str], ...] = tuple([] for _ in text_columns)
+
+def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
+    """Read an official GLUE TSV into a ``GlueSplit``, refusing anything it would have to guess.
+
+    A leading BOM (MRPC) is dropped, quotes are kept verbatim (CoLA, SST-2, QNLI) and empty
+    lines are skipped. Every row must have as many tab-separated fields as the header (a tab
+    inside a text would shift the columns) and a label of the task (a score in its range for
+    STS-B). Anything else raises :class:`DataFileError` naming the file, the line and what was
+    expected.
+    """
+    layout = tsv_layout(task)
+    lines = read_text(path, layout).replace("\r\n", "\n").split("\n")
+    rows = [(number, line.split("\t")) for number, line in enumerate(lines, start=1) if line]
+    if not rows:
+        raise DataFileError(path, "the file is empty", layout)
+    header = task.tsv_columns
+    if header is None:
+        (_, header), rows = rows[0], rows[1:]
+        missing = [name for name in (*task.tsv_texts, task.tsv_label) if name not in header]
+        if missing:
+            raise DataFileError(path, f"the header ({', '.join(header)}) lacks the columns {', '.join(missing)}", layout, line=1)
+        if not rows:
+            raise DataFileError(path, "the file has a header but no data rows", layout)
+    texts: tuple[list[str], ...] = tuple([] for _ in task.tsv_texts)
+    text_columns = [header.index(name) for name in task.tsv_texts]
+    label_column = header.index(task.tsv_label)
     labels = []
-    for number, row in enumerate(rows, start=first_row):
-        try:
-            raw = row[label_column]
-            if task.is_regression:
-                labels.append(float(raw))
-            else:
-                labels.append(task.tsv_label_ids[raw] if task.tsv_label_ids else int(raw))
-            for column, index in zip(texts, text_columns):
-                column.append(row[index])
-        except (IndexError, KeyError, ValueError) as err:
-            raise ValueError(f"{path}: cannot read data row {number}: {row}") from err
+    for number, row in rows:
+        if len(row) != len(header):
+            raise DataFileError(
+                path,
+                f"{len(row)} tab-separated fields",
+                f"{len(header)}, one per column ({', '.join(header)}); a tab inside a text splits it",
+                number,
+            )
+        labels.append(_label(task, row[label_column], path, number))
+        for column, index in zip(texts, text_columns):
+            column.append(row[index])
     return GlueSplit(texts, labels)
+
+
+def _label(task: GlueTask, raw: str, path: Path, line: int) -> int | float:
+    """The Hub id of a class label, or the score of a regression task, as the row spells it."""
+    if task.is_regression:
+        low, high = task.score_range
+        try:
+            score = float(raw)
+        except ValueError:
+            score = math.nan
+        if not low <= score <= high:
+            raise DataFileError(path, f"{task.tsv_label} {raw!r}", f"a number in [{low:g}, {high:g}]", line)
+        return score
+    if raw not in task.label_ids:
+        raise DataFileError(path, f"{task.tsv_label} {raw!r}", f"one of {', '.join(task.label_ids)}", line)
+    return task.label_ids[raw]
 
 
 class GlueDataModule(TextDataModule):

@@ -31,9 +31,10 @@ class GlueTask:
     """One GLUE task.
 
     ``text_fields`` and ``val_splits`` use the Hugging Face Hub (``nyu-mll/glue``) names;
-    ``folder`` is the official GLUE folder, whose TSV files keep the texts and the label in
-    ``tsv_texts`` and ``tsv_label`` (header names, or positions in a headerless file) and spell
-    labels as ``tsv_label_ids`` maps them (``None``: already the Hub's integer ids). Metrics of
+    ``folder`` is the official GLUE folder, whose TSV files keep the texts and the label in the
+    columns ``tsv_texts`` and ``tsv_label`` (named by the file's header, or by ``tsv_columns``
+    for a headerless file) and spell labels as ``tsv_label_ids`` maps them (``None``: already
+    the Hub's integer ids); a regression score lies in ``score_range``. Metrics of
     validation split ``i`` are logged as ``val/<metric><val_suffixes[i]>``; ``main_metric``
     names one of those keys (without ``val/``).
     """
@@ -44,9 +45,11 @@ class GlueTask:
     num_labels: int
     metric_names: tuple[str, ...]
     main_metric: str
-    tsv_texts: tuple[str, ...] | tuple[int, ...]
-    tsv_label: str | int
+    tsv_texts: tuple[str, ...]
+    tsv_label: str
     tsv_label_ids: dict[str, int] | None = None
+    tsv_columns: tuple[str, ...] | None = None
+    score_range: tuple[float, float] | None = None
     val_splits: tuple[str, ...] = ("validation",)
     val_suffixes: tuple[str, ...] = ("",)
 
@@ -54,6 +57,11 @@ class GlueTask:
     def is_regression(self) -> bool:
         """True for STS-B, whose single output is a similarity score."""
         return self.num_labels == 1
+
+    @property
+    def label_ids(self) -> dict[str, int]:
+        """Each label as the TSV files spell it → its Hub id (classification tasks)."""
+        return self.tsv_label_ids or {str(i): i for i in range(self.num_labels)}
 
     def metrics(self) -> MetricCollection:
         """A fresh collection of this task's validation metrics."""
@@ -73,12 +81,14 @@ _NLI_3 = {"entailment": 0, "neutral": 1, "contradiction": 2}
 GLUE_TASKS: dict[str, GlueTask] = {
     task.name: task
     for task in (
-        GlueTask("cola", "CoLA", ("sentence",), 2, ("matthews",), "matthews", tsv_texts=(3,), tsv_label=1),
+        GlueTask("cola", "CoLA", ("sentence",), 2, ("matthews",), "matthews", tsv_texts=("sentence",), tsv_label="label",
+                 tsv_columns=("source", "label", "mark", "sentence")),
         GlueTask("sst2", "SST-2", ("sentence",), 2, ("accuracy",), "accuracy", tsv_texts=("sentence",), tsv_label="label"),
         GlueTask("mrpc", "MRPC", _PAIR, 2, ("f1", "accuracy"), "f1", tsv_texts=("#1 String", "#2 String"), tsv_label="Quality"),
         GlueTask("qqp", "QQP", ("question1", "question2"), 2, ("f1", "accuracy"), "f1",
                  tsv_texts=("question1", "question2"), tsv_label="is_duplicate"),
-        GlueTask("stsb", "STS-B", _PAIR, 1, ("pearson", "spearman"), "pearson", tsv_texts=_PAIR, tsv_label="score"),
+        GlueTask("stsb", "STS-B", _PAIR, 1, ("pearson", "spearman"), "pearson", tsv_texts=_PAIR, tsv_label="score",
+                 score_range=(0.0, 5.0)),
         GlueTask(
             "mnli",
             "MNLI",

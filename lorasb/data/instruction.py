@@ -6,6 +6,8 @@ and on padding, so only the response tokens and the EOS carry loss.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,7 @@ from lorasb.data.base import TextDataModule
 from lorasb.data.sources import JsonSource
 
 IGNORE_INDEX = -100
+log = logging.getLogger(__name__)
 LLM_ADAPTERS = "https://raw.githubusercontent.com/AGI-Edgerunners/LLM-Adapters/main"
 
 
@@ -40,10 +43,15 @@ class InstructionSet:
 
 INSTRUCTION_SETS: dict[str, InstructionSet] = {
     "metamath": InstructionSet(
-        JsonSource("MetaMathQA", "metamathqa/train.json", "meta-math/MetaMathQA"), "query", "response"
+        JsonSource("MetaMathQA", "metamathqa/train.json", "meta-math/MetaMathQA", fields=("query", "response")), "query", "response"
     ),
     "commonsense": InstructionSet(
-        JsonSource("Commonsense170K", "commonsense/train.json", f"{LLM_ADAPTERS}/ft-training_set/commonsense_170k.json"),
+        JsonSource(
+            "Commonsense170K",
+            "commonsense/train.json",
+            f"{LLM_ADAPTERS}/ft-training_set/commonsense_170k.json",
+            fields=("instruction", "output"),
+        ),
         "instruction",
         "output",
         input="input",
@@ -74,23 +82,64 @@ def fit_to_length(prompt: list[int], response: list[int], max_length: int, keep_
     return kept_prompt, response[: max_length - len(kept_prompt)]
 
 
-def encode_examples(
+# How an example met data.max_length, worst first: the rules a data module counts and reports.
+EMPTY_RESPONSE = "empty response"      # the response has no token: only EOS is learnt
+RESPONSE_CUT = "response cut"          # too long even with the prompt shortened: the response lost its end (answer, EOS)
+PROMPT_SHORTENED = "prompt shortened"  # the prompt gave up its start; the response is whole
+WHOLE = "whole"
+
+
+def encode_with_fit(
     tokenizer: PreTrainedTokenizerBase, pairs: list[tuple[str, str]], max_length: int
-) -> list[dict[str, list[int]]]:
-    """Token ids, attention mask and labels (``-100`` on the prompt) of (prompt, response) pairs."""
+) -> list[tuple[dict[str, list[int]], str]]:
+    """Each (prompt, response) pair's token ids, attention mask and labels (``-100`` on the
+    prompt), with the rule its fitting to ``max_length`` applied (``WHOLE``, ``PROMPT_SHORTENED``,
+    ``RESPONSE_CUT`` or ``EMPTY_RESPONSE``)."""
     if not pairs:
         return []
     prompts, responses = zip(*pairs)
     prompt_ids = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
     response_ids = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
-    examples = []
+    encoded = []
     for prompt, response in zip(prompt_ids, response_ids):
         keep_first = bos is not None and prompt[:1] == [bos]
-        prompt, response = fit_to_length(prompt, response + [tokenizer.eos_token_id], max_length, keep_first)
-        ids = prompt + response
-        examples.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [IGNORE_INDEX] * len(prompt) + response})
-    return examples
+        kept_prompt, kept_response = fit_to_length(prompt, response + [tokenizer.eos_token_id], max_length, keep_first)
+        ids = kept_prompt + kept_response
+        example = {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [IGNORE_INDEX] * len(kept_prompt) + kept_response}
+        if not response:
+            rule = EMPTY_RESPONSE
+        elif len(kept_response) <= len(response):
+            rule = RESPONSE_CUT
+        else:
+            rule = PROMPT_SHORTENED if len(kept_prompt) < len(prompt) else WHOLE
+        encoded.append((example, rule))
+    return encoded
+
+
+def encode_examples(
+    tokenizer: PreTrainedTokenizerBase, pairs: list[tuple[str, str]], max_length: int
+) -> list[dict[str, list[int]]]:
+    """Token ids, attention mask and labels (``-100`` on the prompt) of (prompt, response) pairs."""
+    return [example for example, _ in encode_with_fit(tokenizer, pairs, max_length)]
+
+
+def report_fit(where: str, rules: list[str], max_length: int) -> Counter:
+    """Count the fitting rules of a split's examples and log those that changed an example."""
+    counts, total = Counter(rules), len(rules)
+    if counts[RESPONSE_CUT]:
+        log.warning(
+            f"{where}: {counts[RESPONSE_CUT]} of {total} examples are longer than data.max_length={max_length} even with "
+            "their prompt shortened, so their response lost its end (the answer and EOS); raise data.max_length to keep it"
+        )
+    if counts[EMPTY_RESPONSE]:
+        log.warning(f"{where}: {counts[EMPTY_RESPONSE]} of {total} examples have an empty response (only EOS is learnt)")
+    if counts[PROMPT_SHORTENED]:
+        log.info(
+            f"{where}: {counts[PROMPT_SHORTENED]} of {total} examples gave up the start of their prompt to keep "
+            f"their response whole within data.max_length={max_length}"
+        )
+    return counts
 
 
 class InstructionDataModule(TextDataModule):
@@ -112,6 +161,7 @@ class InstructionDataModule(TextDataModule):
         self.spec = instruction_set(task)
         self.val_size = val_size
         self.val_dataset: datasets.Dataset | None = None
+        self.fit_counts: dict[str, Counter] = {}
 
     def prepare_data(self) -> None:
         """Download the training set (once, on one process) when no ``dir`` is given."""
@@ -130,17 +180,24 @@ class InstructionDataModule(TextDataModule):
         order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(self.seed)).tolist()
         held_out = sorted(order[: self.val_size][: self.val_limit])
         train = sorted(set(range(len(rows))) - set(order[: self.val_size]))
-        self.train_dataset = self._encode([rows[i] for i in train])
-        self.val_dataset = self._encode([rows[i] for i in held_out])
+        self.train_dataset = self._encode([rows[i] for i in train], "training")
+        self.val_dataset = self._encode([rows[i] for i in held_out], "validation")
 
-    def _encode(self, rows: list[dict[str, Any]]) -> datasets.Dataset:
+    def _encode(self, rows: list[dict[str, Any]], split: str) -> datasets.Dataset:
+        """Tokenised examples of ``rows``; how many had to be shortened is counted in ``fit_counts[split]`` and logged."""
         prompts, responses = zip(*(self.spec.pair(row) for row in rows)) if rows else ((), ())
 
         def encode(batch: dict[str, list[str]]) -> dict[str, list]:
-            examples = encode_examples(self.tokenizer, list(zip(batch["prompt"], batch["response"])), self.max_length)
-            return {key: [example[key] for example in examples] for key in ("input_ids", "attention_mask", "labels")}
+            encoded = encode_with_fit(self.tokenizer, list(zip(batch["prompt"], batch["response"])), self.max_length)
+            columns = {key: [example[key] for example, _ in encoded] for key in ("input_ids", "attention_mask", "labels")}
+            return columns | {"fit": [rule for _, rule in encoded]}
 
-        return self.tokenized({"prompt": prompts, "response": responses}, encode, encoding="instruction-v1")
+        dataset = self.tokenized({"prompt": prompts, "response": responses}, encode, encoding="instruction-v2")
+        where = f"{self.spec.source.name} {split} rows"
+        if not len(dataset):  # no rows: ``map`` made no columns at all
+            return dataset
+        self.fit_counts[split] = report_fit(where, dataset["fit"], self.max_length)
+        return dataset.remove_columns("fit")
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:

@@ -48,7 +48,7 @@ class EvalSet:
 def _gsm8k() -> EvalSet:
     return EvalSet(
         name="gsm8k",
-        source=JsonSource("GSM8K", "gsm8k/test.jsonl", "openai/gsm8k", configs=("main",), split="test"),
+        source=JsonSource("GSM8K", "gsm8k/test.jsonl", "openai/gsm8k", configs=("main",), split="test", fields=("question", "answer")),
         max_new_tokens=256,
         prompt=lambda row: alpaca_prompt(row["question"], lead=STEP_BY_STEP),
         extract=lambda text, lenient: gsm8k_prediction(text, lenient=lenient),
@@ -71,7 +71,9 @@ MATH_SUBJECTS = (
 def _math() -> EvalSet:
     return EvalSet(
         name="math",
-        source=JsonSource("MATH", "math/test.jsonl", "EleutherAI/hendrycks_math", configs=MATH_SUBJECTS, split="test"),
+        source=JsonSource(
+            "MATH", "math/test.jsonl", "EleutherAI/hendrycks_math", configs=MATH_SUBJECTS, split="test", fields=("problem", "solution")
+        ),
         max_new_tokens=512,
         prompt=lambda row: alpaca_prompt(row["problem"], lead=STEP_BY_STEP),
         extract=lambda text, lenient: math_prediction(text, lenient=lenient),
@@ -97,7 +99,9 @@ def _commonsense(name: str) -> EvalSet:
     folder = COMMONSENSE_FOLDERS[name]
     return EvalSet(
         name=name,
-        source=JsonSource(name, f"commonsense/{folder}/test.json", f"{LLM_ADAPTERS}/dataset/{folder}/test.json"),
+        source=JsonSource(
+            name, f"commonsense/{folder}/test.json", f"{LLM_ADAPTERS}/dataset/{folder}/test.json", fields=("instruction", "answer")
+        ),
         max_new_tokens=32,
         prompt=lambda row: alpaca_prompt(row["instruction"], row.get("input") or ""),
         extract=lambda text, lenient: choice_prediction(text, name),

@@ -40,7 +40,7 @@ class CausalLMModule(LoraSBModule):
         return model
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.checked(self.model(**batch).loss)
+        loss = self.model(**batch).loss
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["input_ids"]))
         return loss
 

@@ -36,7 +36,7 @@ class ClassificationModule(LoraSBModule):
         return f"val/{self.spec.main_metric}"
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.checked(self.model(**batch).loss)
+        loss = self.model(**batch).loss
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
         return loss
 

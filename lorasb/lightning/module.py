@@ -57,7 +57,7 @@ class LoraSBModule(L.LightningModule):
     # -- initialisation -------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
-        if bool(self.sb_initialized):
+        if bool(self.sb_initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
             return
         init = self.hparams.init
         datamodule = self.trainer.datamodule
@@ -140,15 +140,6 @@ class LoraSBModule(L.LightningModule):
             )
 
     # -- optimisation ---------------------------------------------------------------------
-
-    def checked(self, loss: torch.Tensor) -> torch.Tensor:
-        """``loss``, or an error that says what to do when it is NaN or infinite."""
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"the training loss is {loss.item()} at step {self.global_step}; lower optim.lr, "
-                "use trainer.precision=32-true or set trainer.gradient_clip_val"
-            )
-        return loss
 
     def configure_optimizers(self):
         optim = self.hparams.optim

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import lightning as L
 
+from lorasb.lightning.guard import TrainingGuard
+
 
 def _floats(metrics: dict) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items()}
@@ -19,7 +21,9 @@ class RunSummary(L.Callback):
     ``before``: validation metrics of a ``trainer.validate`` run before training (if any);
     ``final``: those of the last validation epoch; ``best``: the best value of each metric
     over the validation epochs (lowest for losses, highest otherwise); parameter counts;
-    ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``.
+    ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``; ``steps``, the
+    optimizer steps taken (0: nothing was trained); ``diverged``, where a :class:`TrainingGuard`
+    stopped a diverging run. Written when ``fit`` ends, trained or not.
     """
 
     def __init__(self, filename: str = "metrics.json"):
@@ -47,6 +51,12 @@ class RunSummary(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.summary["train_seconds"] = time.perf_counter() - self._train_start
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.summary["steps"] = trainer.global_step
+        guard = next((c for c in trainer.callbacks if isinstance(c, TrainingGuard)), None)
+        if guard is not None and guard.diverged:
+            self.summary["diverged"] = guard.diverged
         if getattr(pl_module, "init_seconds", None) is not None:
             self.summary["init_seconds"] = pl_module.init_seconds
         if hasattr(pl_module, "parameter_counts"):
