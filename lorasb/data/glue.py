@@ -1,6 +1,8 @@
 """GLUE data: official TSV files under a local root, or ``nyu-mll/glue`` from the Hub."""
 
 import csv
+import gzip
+import logging
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -12,6 +14,8 @@ from lorasb.data.glue_tasks import GlueTask, glue_task
 
 HUB_DATASET = "nyu-mll/glue"
 
+log = logging.getLogger(__name__)
+
 
 class GlueSplit(NamedTuple):
     """Raw rows of one split: one list per text field, and labels (Hub ids, or STS-B scores)."""
@@ -21,8 +25,12 @@ class GlueSplit(NamedTuple):
 
 
 def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
-    """Read an official GLUE TSV (BOM-tolerant, quotes kept verbatim) into a ``GlueSplit``."""
-    with open(path, encoding="utf-8-sig", newline="") as file:
+    """Read an official GLUE TSV, plain or gzip-compressed (``.tsv.gz``), into a ``GlueSplit``.
+
+    BOM-tolerant; quotes are kept verbatim.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as file:
         rows = [row for row in csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
     text_columns, label_column, first_row = task.tsv_texts, task.tsv_label, 1
     if isinstance(label_column, str):
@@ -53,7 +61,8 @@ class GlueDataModule(TextDataModule):
     """One GLUE task, tokenized as a single sentence or a sentence pair.
 
     With ``dir`` set, reads ``<dir>/glue/<FOLDER>/train.tsv`` and ``dev.tsv`` (MNLI:
-    ``dev_matched.tsv``, ``dev_mismatched.tsv``); otherwise loads ``nyu-mll/glue`` from the Hub.
+    ``dev_matched.tsv``, ``dev_mismatched.tsv``), or their gzip-compressed ``.tsv.gz``;
+    otherwise loads ``nyu-mll/glue`` from the Hub.
     Labels follow the Hub's ids (int64; float32 scores for STS-B).
 
     Args:
@@ -74,6 +83,8 @@ class GlueDataModule(TextDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Tokenize the train split (for ``fit``) and every validation split, once each."""
+        if self.val_datasets is None:
+            log.info("GLUE %s data: %s", self.task_spec.name, self._source())
         if self.train_dataset is None and stage in (None, "fit"):
             self.train_dataset = self._tokenize(self._read("train"), self.train_limit)
         if self.val_datasets is None:
@@ -103,6 +114,12 @@ class GlueDataModule(TextDataModule):
         rows = self._load_hub(split).select_columns([*fields, "label"]).to_dict()
         return GlueSplit(tuple(rows[field] for field in fields), rows["label"])
 
+    def _source(self) -> str:
+        """Where the rows come from, for the log."""
+        if self.dir is None:
+            return f"{HUB_DATASET} from the Hugging Face Hub"
+        return f"local files in {self.dir / 'glue' / self.task_spec.folder}"
+
     @staticmethod
     def _tsv_name(split: str) -> str:
         """Official file name of a Hub split: train.tsv, dev.tsv, dev_matched.tsv, ..."""
@@ -116,6 +133,9 @@ class GlueDataModule(TextDataModule):
 
     def _tsv_path(self, split: str) -> Path:
         path = self.dir / "glue" / self.task_spec.folder / self._tsv_name(split)
+        compressed = path.with_name(path.name + ".gz")
+        if not path.is_file() and compressed.is_file():
+            return compressed
         if not path.is_file():
             raise FileNotFoundError(
                 f"GLUE file not found: {path}. Expected the official layout "

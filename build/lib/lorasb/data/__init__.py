@@ -1,0 +1,18 @@
+"""Data modules: GLUE for encoders, MetaMathQA and Commonsense170K for causal language models."""
+
+from lorasb.data.base import TextDataModule
+from lorasb.data.glue import GlueDataModule
+from lorasb.data.glue_tasks import GLUE_TASKS, GlueTask, glue_task
+from lorasb.data.instruction import INSTRUCTION_SETS, InstructionDataModule, encode_examples, fit_to_length
+
+__all__ = [
+    "GLUE_TASKS",
+    "INSTRUCTION_SETS",
+    "GlueDataModule",
+    "GlueTask",
+    "InstructionDataModule",
+    "TextDataModule",
+    "encode_examples",
+    "fit_to_length",
+    "glue_task",
+]

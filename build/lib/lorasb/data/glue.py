@@ -1,0 +1,155 @@
+"""GLUE data: official TSV files under a local root, or ``nyu-mll/glue`` from the Hub."""
+
+import csv
+import gzip
+import logging
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import datasets
+from torch.utils.data import DataLoader
+
+from lorasb.data.base import TextDataModule
+from lorasb.data.glue_tasks import GlueTask, glue_task
+
+HUB_DATASET = "nyu-mll/glue"
+
+log = logging.getLogger(__name__)
+
+
+class GlueSplit(NamedTuple):
+    """Raw rows of one split: one list per text field, and labels (Hub ids, or STS-B scores)."""
+
+    texts: tuple[list[str], ...]
+    labels: list[int] | list[float]
+
+
+def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
+    """Read an official GLUE TSV, plain or gzip-compressed (``.tsv.gz``), into a ``GlueSplit``.
+
+    BOM-tolerant; quotes are kept verbatim.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as file:
+        rows = [row for row in csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE) if row]
+    text_columns, label_column, first_row = task.tsv_texts, task.tsv_label, 1
+    if isinstance(label_column, str):
+        header, rows, first_row = rows[0], rows[1:], 2
+        missing = {*text_columns, label_column} - set(header)
+        if missing:
+            raise ValueError(f"{path}: header {header} lacks columns {sorted(missing)}")
+        text_columns = tuple(header.index(name) for name in text_columns)
+        label_column = header.index(label_column)
+
+    texts: tuple[list[str], ...] = tuple([] for _ in text_columns)
+    labels = []
+    for number, row in enumerate(rows, start=first_row):
+        try:
+            raw = row[label_column]
+            if task.is_regression:
+                labels.append(float(raw))
+            else:
+                labels.append(task.tsv_label_ids[raw] if task.tsv_label_ids else int(raw))
+            for column, index in zip(texts, text_columns):
+                column.append(row[index])
+        except (IndexError, KeyError, ValueError) as err:
+            raise ValueError(f"{path}: cannot read data row {number}: {row}") from err
+    return GlueSplit(texts, labels)
+
+
+class GlueDataModule(TextDataModule):
+    """One GLUE task, tokenized as a single sentence or a sentence pair.
+
+    With ``dir`` set, reads ``<dir>/glue/<FOLDER>/train.tsv`` and ``dev.tsv`` (MNLI:
+    ``dev_matched.tsv``, ``dev_mismatched.tsv``), or their gzip-compressed ``.tsv.gz``;
+    otherwise loads ``nyu-mll/glue`` from the Hub.
+    Labels follow the Hub's ids (int64; float32 scores for STS-B).
+
+    Args:
+        task: one of ``GLUE_TASKS`` (``cola``, ``sst2``, ``mrpc``, ...).
+        **kwargs: ``TextDataModule`` arguments.
+    """
+
+    def __init__(self, task: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.task_spec = glue_task(task)
+        self.num_labels = self.task_spec.num_labels
+        self.val_datasets: list[datasets.Dataset] | None = None
+
+    def prepare_data(self) -> None:
+        """Download the task from the Hub (once, on one process) when no ``dir`` is given."""
+        if self.dir is None:
+            self._load_hub()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Tokenize the train split (for ``fit``) and every validation split, once each."""
+        if self.val_datasets is None:
+            log.info("GLUE %s data: %s", self.task_spec.name, self._source())
+        if self.train_dataset is None and stage in (None, "fit"):
+            self.train_dataset = self._tokenize(self._read("train"), self.train_limit)
+        if self.val_datasets is None:
+            self.val_datasets = [
+                self._tokenize(self._read(split), self.val_limit)
+                for split in self.task_spec.val_splits
+            ]
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """One loader per validation split; a bare loader when there is only one (all but MNLI)."""
+        loaders = [self._loader(dataset, self.eval_batch_size) for dataset in self.val_datasets]
+        return loaders if len(loaders) > 1 else loaders[0]
+
+    def _tokenize(self, split: GlueSplit, limit: int | None) -> datasets.Dataset:
+        fields = [f"text{i}" for i in range(len(split.texts))]
+        columns = {field: texts[:limit] for field, texts in zip(fields, split.texts)} | {"labels": split.labels[:limit]}
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            return self.tokenizer(*(batch[field] for field in fields), truncation=True, max_length=self.max_length)
+
+        return self.tokenized(columns, encode, encoding="glue-v1")
+
+    def _read(self, split: str) -> GlueSplit:
+        if self.dir is not None:
+            return read_glue_tsv(self.task_spec, self._tsv_path(split))
+        fields = self.task_spec.text_fields
+        rows = self._load_hub(split).select_columns([*fields, "label"]).to_dict()
+        return GlueSplit(tuple(rows[field] for field in fields), rows["label"])
+
+    def _source(self) -> str:
+        """Where the rows come from, for the log."""
+        if self.dir is None:
+            return f"{HUB_DATASET} from the Hugging Face Hub"
+        return f"local files in {self.dir / 'glue' / self.task_spec.folder}"
+
+    @staticmethod
+    def _tsv_name(split: str) -> str:
+        """Official file name of a Hub split: train.tsv, dev.tsv, dev_matched.tsv, ..."""
+        return split.replace("validation", "dev") + ".tsv"
+
+    def _layout(self, root: str) -> str:
+        """The expected local files of this task under ``root``, for error messages."""
+        folder = f"{root}/glue/{self.task_spec.folder}"
+        names = [self._tsv_name(split) for split in ("train", *self.task_spec.val_splits)]
+        return f"{folder}/{names[0]} and " + ", ".join(f"{folder}/{name}" for name in names[1:])
+
+    def _tsv_path(self, split: str) -> Path:
+        path = self.dir / "glue" / self.task_spec.folder / self._tsv_name(split)
+        compressed = path.with_name(path.name + ".gz")
+        if not path.is_file() and compressed.is_file():
+            return compressed
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"GLUE file not found: {path}. Expected the official layout "
+                f"<dir>/glue/<FOLDER>/train.tsv, here {self._layout(str(self.dir))}."
+            )
+        return path
+
+    def _load_hub(self, split: str | None = None) -> datasets.Dataset | datasets.DatasetDict:
+        try:
+            return datasets.load_dataset(HUB_DATASET, self.task_spec.name, split=split)
+        except Exception as err:
+            raise RuntimeError(
+                f"Could not load GLUE task {self.task_spec.name!r} from the Hugging Face Hub "
+                f"({HUB_DATASET}): the Hub could not be reached ({type(err).__name__}: {err}). "
+                f"Point at local GLUE files instead with data.dir=<root>, laid out as "
+                f"{self._layout('<root>')}."
+            ) from err

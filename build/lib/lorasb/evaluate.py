@@ -1,0 +1,65 @@
+"""Evaluate a causal language model on GSM8K, MATH or the commonsense sets.
+
+    python -m lorasb.evaluate eval.sets=[gsm8k] eval.limit=50 data.dir=<root>          # base model
+    python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[piqa,siqa]          # PEFT adapter
+    python -m lorasb.evaluate checkpoint=<run_dir>/checkpoints/best.ckpt eval.sets=[math]
+
+Writes ``eval.json`` (accuracy and count per set) and ``predictions/<set>.jsonl`` (prompt,
+generation, extracted and gold answers, grade per example) into its run directory.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from transformers import PreTrainedModel
+
+from lorasb.config import check_group_choices, register_resolvers
+
+register_resolvers()
+
+
+def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
+    """The model to evaluate, adapters merged, and the name or path of its tokenizer.
+
+    ``checkpoint``: a lorasb training checkpoint, which names its own base model;
+    ``adapter``: a PEFT LoRA folder on top of the ``model`` config's base model;
+    neither: the base model itself.
+    """
+    from peft import PeftModel
+
+    from lorasb.lightning.causal_lm import CausalLMModule
+    from lorasb.method import merge
+    from lorasb.models import load_causal_lm
+
+    if cfg.checkpoint and cfg.adapter:
+        raise ValueError("give checkpoint=<file> or adapter=<folder>, not both")
+    if cfg.checkpoint:
+        module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
+        return merge(module.model.eval()), module.hparams.model["name_or_path"]
+    model = load_causal_lm(cfg.model.name_or_path, cfg.model.get("dtype", "float32"))
+    if cfg.adapter:
+        if not (Path(cfg.adapter) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"adapter={cfg.adapter} is not a PEFT adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
+    return model, cfg.model.name_or_path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from lorasb.eval import evaluate_model
+    from lorasb.models import load_tokenizer
+
+    model, tokenizer_name = load_model(cfg)
+    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, cfg.device)
+    for name, result in results.items():
+        print(f"{name}: accuracy {result['accuracy']:.4f} on {result['count']} examples ({result['seconds_per_example']:.2f} s/example)")
+    print(f"results: {Path(cfg.run_dir) / 'eval.json'}")
+
+
+if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
+    main()

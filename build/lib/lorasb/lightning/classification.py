@@ -1,0 +1,57 @@
+"""LoRA-SB for sequence classification and regression (GLUE)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics import MaxMetric
+
+from lorasb.data.glue_tasks import glue_task
+from lorasb.models import load_classifier
+from lorasb.lightning.module import LoraSBModule
+
+
+class ClassificationModule(LoraSBModule):
+    """A GLUE task on an encoder with a classification (or, for STS-B, regression) head.
+
+    Logs ``train/loss``, ``val/loss``, ``val/<metric><suffix>`` for every metric of the task
+    and validation split (MNLI: ``_m``, ``_mm``), and ``val/<main metric>_best``, the best
+    value over the epochs so far.
+    """
+
+    def __init__(self, task: str, **kwargs):
+        self.spec = glue_task(task)
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.val_metrics = nn.ModuleList(self.spec.metrics() for _ in self.spec.val_splits)
+        self.best = MaxMetric()
+        self.best.persistent(True)
+
+    def build_model(self) -> nn.Module:
+        model = self.hparams.model
+        return load_classifier(model["name_or_path"], self.spec.num_labels, model.get("dtype", "float32"))
+
+    @property
+    def monitor(self) -> str:
+        return f"val/{self.spec.main_metric}"
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.checked(self.model(**batch).loss)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        output = self.model(**batch)
+        suffix = self.spec.val_suffixes[dataloader_idx]
+        self.log(f"val/loss{suffix}", output.loss, batch_size=len(batch["labels"]), add_dataloader_idx=False, sync_dist=True)
+        self.val_metrics[dataloader_idx].update(self.spec.predict(output.logits), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        values = {}
+        for metrics, suffix in zip(self.val_metrics, self.spec.val_suffixes):
+            values.update({f"val/{key}{suffix}": value for key, value in metrics.compute().items()})
+            metrics.reset()
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking:
+            self.best.update(values[self.monitor])
+            values[f"{self.monitor}_best"] = self.best.compute()
+        self.log_dict(values, prog_bar=True, sync_dist=True)

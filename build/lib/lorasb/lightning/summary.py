@@ -1,0 +1,65 @@
+"""A callback that writes each run's ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+
+
+def _floats(metrics: dict) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items()}
+
+
+class RunSummary(L.Callback):
+    """Collects the run's figures and writes them to ``<run dir>/metrics.json``.
+
+    ``before``: validation metrics of a ``trainer.validate`` run before training (if any);
+    ``final``: those of the last validation epoch; ``best``: the best value of each metric
+    over the validation epochs (lowest for losses, highest otherwise); parameter counts;
+    ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``.
+    """
+
+    def __init__(self, filename: str = "metrics.json"):
+        self.filename = filename
+        self.summary: dict = {"before": {}, "final": {}, "best": {}}
+        self._train_start: float | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        values = _floats({k: v for k, v in trainer.callback_metrics.items() if k.startswith("val/")})
+        if trainer.state.fn != "fit":
+            self.summary["before"] = values
+            return
+        self.summary["final"] = values
+        best = self.summary["best"]
+        for key, value in values.items():
+            lower_is_better = "loss" in key
+            if key not in best or (value < best[key] if lower_is_better else value > best[key]):
+                best[key] = value
+        self.summary["epochs"] = trainer.current_epoch + 1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._train_start = time.perf_counter()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.summary["train_seconds"] = time.perf_counter() - self._train_start
+        if getattr(pl_module, "init_seconds", None) is not None:
+            self.summary["init_seconds"] = pl_module.init_seconds
+        if hasattr(pl_module, "parameter_counts"):
+            self.summary["parameters"] = pl_module.parameter_counts()
+        if trainer.is_global_zero:
+            self.write(Path(trainer.default_root_dir) / self.filename)
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.summary, indent=2) + "\n")
+
+    def state_dict(self) -> dict:
+        return {"summary": self.summary}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.summary = state_dict["summary"]

@@ -1,0 +1,86 @@
+"""Putting LoRA-SB adapters into a model, finding them, and taking them out again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from torch import nn
+
+from lorasb.method.layer import LoraSBLinear
+
+
+def matches(name: str, targets: Iterable[str]) -> bool:
+    """PEFT-style matching: the qualified name equals a target or ends with ``.target``."""
+    return any(name == target or name.endswith("." + target) for target in targets)
+
+
+def adapters(model: nn.Module) -> dict[str, LoraSBLinear]:
+    """Every LoRA-SB layer of ``model`` by qualified name."""
+    return {name: module for name, module in model.named_modules() if isinstance(module, LoraSBLinear)}
+
+
+def _replace(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name), child, module)
+
+
+def attach(
+    model: nn.Module,
+    target_modules: Iterable[str],
+    rank: int,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+) -> dict[str, LoraSBLinear]:
+    """Wrap, in place, every ``nn.Linear`` whose name matches ``target_modules``.
+
+    Every other parameter of the model is frozen, so only the r×r cores train until the caller
+    unfreezes something else (a classification head, say). ``alpha`` defaults to ``rank``
+    (scaling 1). Returns the new layers by qualified name.
+    """
+    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    if adapters(model):
+        raise ValueError("the model already has LoRA-SB adapters; attach once per model")
+    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+    chosen = {name: m for name, m in linears.items() if matches(name, targets)}
+    if not chosen:
+        raise ValueError(
+            f"no nn.Linear matches target_modules={targets}. The model's linear layers are: "
+            + ", ".join(_abbreviate(linears))
+        )
+    for name, linear in chosen.items():
+        limit = min(linear.in_features, linear.out_features)
+        if rank > limit:
+            raise ValueError(
+                f"rank {rank} is larger than layer {name!r} allows "
+                f"({linear.out_features}×{linear.in_features}, at most {limit}); choose rank ≤ {limit}"
+            )
+    if rank < 1:
+        raise ValueError(f"rank must be at least 1, got {rank}")
+    model.requires_grad_(False)
+    wrapped = {}
+    for name, linear in chosen.items():
+        wrapped[name] = LoraSBLinear(linear, rank, alpha=alpha, dropout=dropout)
+        _replace(model, name, wrapped[name])
+    return wrapped
+
+
+def merge(model: nn.Module) -> nn.Module:
+    """Fold every adapter into its base weight (W0 + s·B·R·A) and remove the wrappers."""
+    for name, adapter in adapters(model).items():
+        _replace(model, name, adapter.merged())
+    return model
+
+
+def _abbreviate(linears: dict[str, nn.Linear]) -> list[str]:
+    """Linear layer names with numbered blocks collapsed (``layer.*.attention.self.query``)."""
+    seen: dict[str, None] = {}
+    for name in linears:
+        seen[".".join("*" if part.isdigit() else part for part in name.split("."))] = None
+    return list(seen)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts of ``model``."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,92 @@
+"""Approximating the first full fine-tuning update.
+
+With the adapters still empty (R = 0) the model is its base model, and the gradient of the
+loss with respect to a wrapped layer's effective weight W0 + s·B·R·A is its gradient G with
+respect to W0. Summed over a few batches, one Adam step from zero moments moves every entry
+by the learning rate against the sign of its gradient:
+
+    ΔW ≈ −lr₁ · sign(Σ_batches G)
+
+Only the wrapped layers' gradients are computed (``torch.autograd.grad`` on their base
+weights), held in at least float32, and no ``.grad`` of the model is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from lorasb.method.attach import adapters
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
+
+def accumulate_gradients(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, torch.Tensor]],
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Σ over ``batches`` of ∂loss/∂W0 for every LoRA-SB layer (≥ float32), weights untouched.
+
+    Each batch is passed as ``model(**batch)`` in train mode and its output's ``.loss`` is
+    differentiated. The model's train/eval mode and ``requires_grad`` flags are restored.
+    """
+    layers = adapters(model)
+    if not layers:
+        raise ValueError("the model has no LoRA-SB layers; call lorasb.method.attach first")
+    names = list(layers)
+    weights = [layers[name].base.weight for name in names]
+    sums = {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in zip(names, weights)}
+    was_training = model.training
+    model.train()
+    try:
+        for w in weights:
+            w.requires_grad_(True)
+        count = 0
+        for batch in tqdm(batches, desc="LoRA-SB: estimating the first update", disable=not progress):
+            loss = model(**batch).loss
+            grads = torch.autograd.grad(loss, weights, allow_unused=True)
+            for name, grad in zip(names, grads):
+                if grad is None:
+                    raise RuntimeError(f"layer {name!r} got no gradient: it does not take part in the loss")
+                sums[name] += grad
+            count += 1
+    finally:
+        for w in weights:
+            w.requires_grad_(False)
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("no batches to estimate the update from; give at least one batch")
+    return sums
+
+
+def estimate_update(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, torch.Tensor]],
+    lr: float,
+    reduce: Reduce | None = None,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """``{name: −lr·sign(ΣG)}`` (out×in, at least float32) for every LoRA-SB layer of ``model``.
+
+    ``reduce`` sums a tensor across processes (data parallel): each process passes its own share
+    of the samples and the summed gradient is taken before the sign. NaN or Inf in a gradient
+    raises an error that names the layer.
+    """
+    if not lr > 0:
+        raise ValueError(f"the first-step learning rate must be positive, got {lr}")
+    sums = accumulate_gradients(model, batches, progress=progress)
+    updates = {}
+    for name, grad in sums.items():
+        if reduce is not None:
+            grad = reduce(grad)
+        if not torch.isfinite(grad).all():
+            raise FloatingPointError(
+                f"the gradient of layer {name!r} contains NaN or Inf; check the inputs and the loss "
+                "(a lower precision, an empty label mask or a too long sequence are usual causes)"
+            )
+        updates[name] = grad.sign_().mul_(-lr)
+    return updates

@@ -1,0 +1,89 @@
+"""LoRA-SB initialisation from an approximate update.
+
+For each layer, with ΔW ≈ U_r·S_r·V_rᵀ the truncated SVD:
+
+    B = U_r        A = V_rᵀ        R = S_r / s
+
+so s·B·R·A is the best rank-r approximation of ΔW (Eckart–Young), B and A are orthonormal
+and W0 is left as it is: training starts one approximate full step in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lorasb.method.attach import adapters
+
+
+@dataclass(frozen=True)
+class SVDConfig:
+    """How the truncated SVD is computed.
+
+    A layer whose smaller side is at most ``exact_max_dim`` gets an exact SVD; larger ones a
+    randomised SVD (Halko et al.) with ``oversample`` extra directions and ``niter`` power
+    iterations, seeded so that every process finds the same factors.
+    """
+
+    niter: int = 10
+    oversample: int = 8
+    exact_max_dim: int = 512
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class LayerInit:
+    """What initialisation achieved on one layer."""
+
+    relative_error: float
+    singular_values: list[float]
+
+
+def truncated_svd(matrix: torch.Tensor, rank: int, config: SVDConfig = SVDConfig()):
+    """The leading ``rank`` singular triplets of ``matrix``: U (m×r), S (r), Vh (r×n)."""
+    work = matrix if matrix.dtype in (torch.float32, torch.float64) else matrix.float()
+    if min(work.shape) <= config.exact_max_dim:
+        U, S, Vh = torch.linalg.svd(work, full_matrices=False)
+        return U[:, :rank], S[:rank], Vh[:rank]
+    q = min(rank + config.oversample, *work.shape)
+    devices = [work.device] if work.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        U, S, V = torch.svd_lowrank(work, q=q, niter=config.niter)
+    return U[:, :rank], S[:rank], V[:, :rank].T
+
+
+@torch.no_grad()
+def initialize(
+    model: nn.Module,
+    updates: Mapping[str, torch.Tensor],
+    svd: SVDConfig = SVDConfig(),
+) -> dict[str, LayerInit]:
+    """Write B = U_r, A = V_rᵀ, R = S_r / s into every LoRA-SB layer, in place.
+
+    ``updates`` maps each layer name (as from :func:`lorasb.estimate_update`) to its ΔW.
+    Values are copied into the existing parameters, so optimisers and distributed wrappers
+    built around them stay valid. Returns per-layer statistics: the relative approximation
+    error ‖ΔW − s·B·R·A‖/‖ΔW‖ and the kept singular values.
+    """
+    layers = adapters(model)
+    missing = sorted(set(layers) - set(updates))
+    unknown = sorted(set(updates) - set(layers))
+    if missing or unknown:
+        raise KeyError(f"updates do not match the model's LoRA-SB layers: missing {missing}, unknown {unknown}")
+    stats = {}
+    for name, layer in layers.items():
+        delta = updates[name]
+        if delta.shape != layer.base.weight.shape:
+            raise ValueError(f"update for {name!r} has shape {tuple(delta.shape)}, the layer {tuple(layer.base.weight.shape)}")
+        U, S, Vh = truncated_svd(delta.to(layer.lora_R.device), layer.rank, svd)
+        layer.lora_B.copy_(U)
+        layer.lora_A.copy_(Vh)
+        layer.lora_R.copy_(torch.diag(S / layer.scaling))
+        approx = (U * S) @ Vh
+        error = torch.linalg.matrix_norm(delta.to(approx) - approx) / torch.linalg.matrix_norm(delta.to(approx)).clamp_min(1e-30)
+        stats[name] = LayerInit(relative_error=error.item(), singular_values=S.tolist())
+    return stats

@@ -1,0 +1,83 @@
+"""The LoRA-SB linear layer.
+
+    y = W0·x + s · B·R·A · dropout(x)
+
+    W0: out×in   frozen base weight (the wrapped nn.Linear, bias included)
+    A : r×in     frozen, orthonormal rows after initialisation
+    R : r×r      the only trained tensor
+    B : out×r    frozen, orthonormal columns after initialisation
+    s : scaling = alpha / r
+
+Before initialisation R is zero, so the layer is exactly its base layer. The update is
+applied through the rank-r path (x → A → R → B), so B·R·A is never formed while training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LoraSBLinear(nn.Module):
+    """Wraps a frozen ``nn.Linear`` with a trainable r×r core between frozen B and A."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None, dropout: float = 0.0):
+        super().__init__()
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"LoraSBLinear wraps nn.Linear, got {type(base).__name__}")
+        if not 1 <= rank <= min(base.in_features, base.out_features):
+            raise ValueError(
+                f"rank {rank} must be between 1 and min(in, out) = "
+                f"{min(base.in_features, base.out_features)} of a {base.out_features}×{base.in_features} layer"
+            )
+        self.base = base
+        base.requires_grad_(False)
+        self.rank = rank
+        self.alpha = float(rank if alpha is None else alpha)
+        self.scaling = self.alpha / rank
+        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_A = nn.Parameter(torch.zeros(rank, base.in_features, **factory), requires_grad=False)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **factory), requires_grad=False)
+        self.lora_R = nn.Parameter(torch.zeros(rank, rank, **factory))
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    @property
+    def in_features(self) -> int:
+        return self.base.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base.out_features
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The frozen base weight W0 (what code that inspects ``layer.weight`` expects)."""
+        return self.base.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low_rank = F.linear(F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_R), self.lora_B)
+        return self.base(x) + self.scaling * low_rank
+
+    def delta_weight(self) -> torch.Tensor:
+        """s·B·R·A, the out×in change this adapter makes to W0."""
+        return self.scaling * (self.lora_B @ self.lora_R @ self.lora_A)
+
+    def merged(self) -> nn.Linear:
+        """A plain ``nn.Linear`` with weight W0 + s·B·R·A and the base bias."""
+        layer = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.base.bias is not None,
+            device=self.base.weight.device,
+            dtype=self.base.weight.dtype,
+        )
+        with torch.no_grad():
+            layer.weight.copy_(self.base.weight + self.delta_weight().to(self.base.weight.dtype))
+            if self.base.bias is not None:
+                layer.bias.copy_(self.base.bias)
+        layer.requires_grad_(False)
+        return layer
+
+    def extra_repr(self) -> str:
+        return f"rank={self.rank}, scaling={self.scaling:g}"

@@ -1,0 +1,141 @@
+"""Fine-tune with LoRA-SB: ``python -m lorasb.train [group=option ...] [key=value ...]``.
+
+One run, in small steps: check the choices; build the data module, Lightning module, loggers,
+callbacks and trainer from the composed config; validate once (the "before" figure); fit (the
+SB initialisation runs in ``on_fit_start``, and a run with a last checkpoint resumes from it
+instead); export the adapter; evaluate the task's sets (instruction tasks); print the summary.
+``--help`` lists every config group.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import hydra
+from omegaconf import DictConfig
+
+from lorasb.config import check_group_choices, check_model_fits_task, register_resolvers
+
+if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
+    import lightning as L
+
+    from lorasb.lightning.module import LoraSBModule
+    from lorasb.lightning.summary import RunSummary
+
+register_resolvers()
+
+
+@dataclass
+class Run:
+    """What one training run is made of."""
+
+    cfg: DictConfig
+    datamodule: L.LightningDataModule
+    module: LoraSBModule
+    trainer: L.Trainer
+    loggers: list
+    summary: RunSummary | None  # the callback that writes metrics.json, when configured
+
+
+def build(cfg: DictConfig) -> Run:
+    """Instantiate the run's parts from the config (the model loads here)."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    L.seed_everything(cfg.seed, workers=True)
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
+    if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
+        callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
+    return Run(
+        cfg=cfg,
+        datamodule=instantiate(cfg.data),
+        module=instantiate(cfg.module),
+        trainer=instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False),
+        loggers=loggers,
+        summary=callbacks.get("summary"),
+    )
+
+
+def resume_from(run: Run) -> str | None:
+    """``ckpt_path`` when given; else ``"last"`` (Lightning's lookup) when ``resume`` is on and a last checkpoint exists."""
+    cfg = run.cfg
+    if cfg.ckpt_path:
+        if not Path(cfg.ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
+        return str(cfg.ckpt_path)
+    checkpoint = run.trainer.checkpoint_callback
+    if cfg.resume and checkpoint is not None:
+        last = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
+        return "last" if last.is_file() else None
+    return None
+
+
+def fit(run: Run) -> None:
+    """Validate before training (fresh runs only), fit, and export the adapter; loggers are closed after."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    cfg, trainer = run.cfg, run.trainer
+    ckpt_path = resume_from(run)
+    try:
+        if cfg.validate_before and ckpt_path is None:
+            trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
+        trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+        if cfg.export_adapter and trainer.is_global_zero:
+            run.module.export_adapter(Path(cfg.run_dir) / "adapter")
+    finally:
+        for logger in run.loggers:
+            if isinstance(logger, WandbLogger):  # close the run so the next job of a sweep starts its own
+                logger.experiment.finish()
+
+
+def evaluate_after_fit(run: Run) -> None:
+    """Instruction tasks: score the trained model on the task's evaluation sets, into the summary."""
+    from lorasb.eval import evaluate_model
+
+    cfg = run.cfg
+    if not (run.trainer.is_global_zero and cfg.get("eval") and cfg.eval.after_fit):
+        return
+    results = evaluate_model(run.module.model, run.datamodule.tokenizer, cfg.eval, cfg.data.dir, cfg.run_dir)
+    if run.summary is not None:
+        run.summary.summary["eval"] = results
+        run.summary.write(Path(cfg.run_dir) / run.summary.filename)
+
+
+def report(summary: dict, monitor: str) -> str:
+    """One line: the monitored metric before training, at the end and at its best."""
+    figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
+    if figures["final"] is None:
+        return f"{monitor}: no validation ran during training"
+    line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
+    if figures["before"] is not None:
+        line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+    return line
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train as ``cfg`` says; returns the run summary written to ``metrics.json``."""
+    check_model_fits_task(cfg)
+    parts = build(cfg)
+    fit(parts)
+    evaluate_after_fit(parts)
+    summary = parts.summary.summary if parts.summary is not None else {}
+    if parts.trainer.is_global_zero and summary:
+        print(report(summary, cfg.task.monitor))
+        print(f"run directory: {cfg.run_dir}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    summary = run(cfg)
+    return summary.get("best", {}).get(cfg.task.monitor)
+
+
+if __name__ == "__main__":
+    check_group_choices(sys.argv[1:])
+    main()
