@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
-from transformers import PreTrainedModel
 
 from lorasb.config import check_group_choices, register_resolvers
+
+if TYPE_CHECKING:  # transformers loads only once an evaluation starts, so --help is quick
+    from transformers import PreTrainedModel
 
 register_resolvers()
 
