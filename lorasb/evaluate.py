@@ -10,6 +10,7 @@ generation, extracted and gold answers, grade per example) into its run director
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # transformers loads only once an evaluation starts, so --hel
     from transformers import PreTrainedModel
 
 register_resolvers()
+log = logging.getLogger(__name__)
 
 
 def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
@@ -59,8 +61,8 @@ def main(cfg: DictConfig) -> None:
     model, tokenizer_name = load_model(cfg)
     results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, cfg.device)
     for name, result in results.items():
-        print(f"{name}: accuracy {result['accuracy']:.4f} on {result['count']} examples ({result['seconds_per_example']:.2f} s/example)")
-    print(f"results: {Path(cfg.run_dir) / 'eval.json'}")
+        log.info("%s: accuracy %.4f on %d examples (%.2f s/example)", name, result["accuracy"], result["count"], result["seconds_per_example"])
+    log.info("results: %s", Path(cfg.run_dir) / "eval.json")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ instead); export the adapter; evaluate the task's sets (instruction tasks); prin
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help 
     from lorasb.lightning.summary import RunSummary
 
 register_resolvers()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,14 +109,39 @@ def evaluate_after_fit(run: Run) -> None:
 
 
 def report(summary: dict, monitor: str) -> str:
-    """One line: the monitored metric before training, at the end and at its best."""
+    """One line: the monitored metric before training, at the end, at its best, and its baseline."""
     figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
     if figures["final"] is None:
         return f"{monitor}: no validation ran during training"
-    line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
+    line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f}"
     if figures["before"] is not None:
         line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
-    return line
+    baseline = summary.get("baseline", {})
+    if monitor in baseline.get("scores", {}):
+        line += f"; {baseline['name']} {baseline['scores'][monitor]:.4f}"
+    return line + ")"
+
+
+def collapse_warning(summary: dict, monitor: str) -> str | None:
+    """A warning when the final score is no better than the baseline's (a constant prediction)."""
+    final = summary.get("final", {}).get(monitor)
+    baseline = summary.get("baseline", {})
+    score = baseline.get("scores", {}).get(monitor)
+    if final is None or score is None or final > score:
+        return None
+    return (
+        f"{monitor} ended at {final:.4f}, at or below the {baseline['name']} score {score:.4f}: the model does "
+        f"no better than predicting one answer for every example. Train longer (trainer.max_epochs, "
+        f"data.train_limit) or change the learning rate (optim.lr)."
+    )
+
+
+def log_through_hydra() -> None:
+    """Let Lightning's messages reach the console and the run's log file through Hydra's handlers
+    on the root logger only (Lightning's own console handler would print each one twice)."""
+    import lightning
+
+    logging.getLogger(lightning.__name__).handlers.clear()
 
 
 def run(cfg: DictConfig) -> dict:
@@ -125,13 +152,16 @@ def run(cfg: DictConfig) -> dict:
     evaluate_after_fit(parts)
     summary = parts.summary.summary if parts.summary is not None else {}
     if parts.trainer.is_global_zero and summary:
-        print(report(summary, cfg.task.monitor))
-        print(f"run directory: {cfg.run_dir}")
+        log.info(report(summary, cfg.task.monitor))
+        if warning := collapse_warning(summary, cfg.task.monitor):
+            log.warning(warning)
+        log.info("run directory: %s", cfg.run_dir)
     return summary
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    log_through_hydra()
     summary = run(cfg)
     return summary.get("best", {}).get(cfg.task.monitor)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import datasets
+import torch
 from torch.utils.data import DataLoader
 
 from lorasb.data.base import TextDataModule
@@ -97,6 +98,17 @@ class GlueDataModule(TextDataModule):
         """One loader per validation split; a bare loader when there is only one (all but MNLI)."""
         loaders = [self._loader(dataset, self.eval_batch_size) for dataset in self.val_datasets]
         return loaders if len(loaders) > 1 else loaders[0]
+
+    def baseline(self) -> dict[str, Any]:
+        """What predicting the majority class (regression: a constant) scores on the validation splits.
+
+        ``{"name": "majority class", "scores": {"val/<metric><suffix>": value, ...}}``.
+        """
+        scores = {}
+        for dataset, suffix in zip(self.val_datasets, self.task_spec.val_suffixes):
+            labels = torch.tensor(dataset["labels"])
+            scores |= {f"val/{name}{suffix}": value for name, value in self.task_spec.constant_prediction_scores(labels).items()}
+        return {"name": self.task_spec.baseline_name, "scores": scores}
 
     def _tokenize(self, split: GlueSplit, limit: int | None) -> datasets.Dataset:
         fields = [f"text{i}" for i in range(len(split.texts))]

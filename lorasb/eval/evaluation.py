@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lorasb.eval.sets import eval_set
 from lorasb.eval.generation import generate
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_sets(
@@ -72,7 +75,7 @@ def evaluate_sets(
             "seconds_per_example": seconds / len(records) if records else 0.0,
         }
         if progress:
-            print(f"{spec.name}: accuracy {results[spec.name]['accuracy']:.4f} ({correct}/{len(records)})")
+            log.info("%s: accuracy %.4f (%d/%d)", spec.name, results[spec.name]["accuracy"], correct, len(records))
     (out_dir / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 

@@ -19,7 +19,8 @@ class RunSummary(L.Callback):
     ``before``: validation metrics of a ``trainer.validate`` run before training (if any);
     ``final``: those of the last validation epoch; ``best``: the best value of each metric
     over the validation epochs (lowest for losses, highest otherwise); parameter counts;
-    ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``.
+    ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``; ``baseline``: the
+    scores of a constant prediction, when the data module offers them (GLUE: the majority class).
     """
 
     def __init__(self, filename: str = "metrics.json"):
@@ -51,6 +52,8 @@ class RunSummary(L.Callback):
             self.summary["init_seconds"] = pl_module.init_seconds
         if hasattr(pl_module, "parameter_counts"):
             self.summary["parameters"] = pl_module.parameter_counts()
+        if hasattr(trainer.datamodule, "baseline"):
+            self.summary["baseline"] = trainer.datamodule.baseline()
         if trainer.is_global_zero:
             self.write(Path(trainer.default_root_dir) / self.filename)
 
