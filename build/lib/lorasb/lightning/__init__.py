@@ -1,1 +1,0 @@
-"""The Lightning layer: modules that own an adapted model, the lr schedule, the run-summary callback."""
