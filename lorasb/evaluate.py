@@ -10,16 +10,21 @@ generation, extracted and gold answers, grade per example) into its run director
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
-from transformers import PreTrainedModel
 
 from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers
 
+if TYPE_CHECKING:  # transformers loads only once an evaluation starts, so --help is quick
+    from transformers import PreTrainedModel
+
 register_resolvers()
+log = logging.getLogger(__name__)
 
 
 def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
@@ -61,8 +66,8 @@ def main(cfg: DictConfig) -> None:
     scored = {"base_model": tokenizer_name, "adapter": cfg.adapter, "checkpoint": cfg.checkpoint}
     results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, scored, cfg.device)
     for name, result in results.items():
-        print(f"{name}: accuracy {result['accuracy']:.4f} on {result['count']} examples ({result['seconds_per_example']:.2f} s/example)")
-    print(f"results: {Path(cfg.run_dir) / 'eval.json'}")
+        log.info("%s: accuracy %.4f on %d examples (%.2f s/example)", name, result["accuracy"], result["count"], result["seconds_per_example"])
+    log.info("results: %s", Path(cfg.run_dir) / "eval.json")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ instead); export the adapter; evaluate the task's sets (instruction tasks); prin
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help 
     from lorasb.lightning.summary import RunSummary
 
 register_resolvers()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def fit(run: Run) -> None:
         if cfg.export_adapter and trainer.is_global_zero:
             untrained = untrained_reason(run)
             if untrained:
-                print(f"no adapter exported: {untrained}")
+                log.info("no adapter exported: %s", untrained)
             else:
                 run.module.export_adapter(Path(cfg.run_dir) / "adapter")
     finally:
@@ -125,20 +127,46 @@ def evaluate_after_fit(run: Run) -> None:
 
 
 def report(summary: dict, monitor: str) -> str:
-    """The monitored metric before training, at the end and at its best; a first line marks a diverged run."""
+    """The monitored metric before training, at the end, at its best and its baseline; a first line marks a diverged run."""
     figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
     if summary.get("steps") == 0:
         line = f"{monitor}: nothing was trained" + (f" (before {figures['before']:.4f})" if figures["before"] is not None else "")
     elif figures["final"] is None:
         line = f"{monitor}: no validation ran during training"
     else:
-        line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f})"
+        line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f}"
         if figures["before"] is not None:
             line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+        baseline = summary.get("baseline", {})
+        if monitor in baseline.get("scores", {}):
+            line += f"; {baseline['name']} {baseline['scores'][monitor]:.4f}"
+        line += ")"
     if "diverged" in summary:
         d = summary["diverged"]
         line = f"DIVERGED: the {d['what']} rose to {d['value']:.4g} at step {d['step']} from {d['start']:.4g}; {d['hint']}\n{line}"
     return line
+
+
+def collapse_warning(summary: dict, monitor: str) -> str | None:
+    """A warning when the final score is no better than the baseline's (a constant prediction)."""
+    final = summary.get("final", {}).get(monitor)
+    baseline = summary.get("baseline", {})
+    score = baseline.get("scores", {}).get(monitor)
+    if final is None or score is None or final > score:
+        return None
+    return (
+        f"{monitor} ended at {final:.4f}, at or below the {baseline['name']} score {score:.4f}: the model does "
+        f"no better than predicting one answer for every example. Train longer (trainer.max_epochs, "
+        f"data.train_limit) or change the learning rate (optim.lr)."
+    )
+
+
+def log_through_hydra() -> None:
+    """Let Lightning's messages reach the console and the run's log file through Hydra's handlers
+    on the root logger only (Lightning's own console handler would print each one twice)."""
+    import lightning
+
+    logging.getLogger(lightning.__name__).handlers.clear()
 
 
 def run(cfg: DictConfig) -> dict:
@@ -150,13 +178,16 @@ def run(cfg: DictConfig) -> dict:
     evaluate_after_fit(parts)
     summary = parts.summary.summary if parts.summary is not None else {}
     if parts.trainer.is_global_zero and summary:
-        print(report(summary, cfg.task.monitor))
-        print(f"run directory: {cfg.run_dir}")
+        log.info(report(summary, cfg.task.monitor))
+        if warning := collapse_warning(summary, cfg.task.monitor):
+            log.warning(warning)
+        log.info("run directory: %s", cfg.run_dir)
     return summary
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    log_through_hydra()
     try:
         summary = run(cfg)
     except ConfigError as err:  # the message says it all; no traceback

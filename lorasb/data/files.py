@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import gzip
 from pathlib import Path
 
 
@@ -20,8 +21,14 @@ class DataFileError(ValueError):
 
 
 def read_bytes(path: Path) -> bytes:
-    """The raw content of a data file (the one place a reader opens one)."""
-    return Path(path).read_bytes()
+    """The raw content of a data file (the one place a reader opens one), gzip-decompressed for ``.gz``."""
+    path = Path(path)
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as err:
+        raise DataFileError(path, f"the file is not valid gzip ({err})", "a gzip-compressed text file") from None
 
 
 def read_text(path: Path, expected: str) -> str:

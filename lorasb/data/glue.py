@@ -1,10 +1,12 @@
 """GLUE data: official TSV files under a local root, or ``nyu-mll/glue`` from the Hub."""
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import datasets
+import torch
 from torch.utils.data import DataLoader
 
 from lorasb.data.base import TextDataModule
@@ -12,6 +14,8 @@ from lorasb.data.files import DataFileError, read_text
 from lorasb.data.glue_tasks import GlueTask, glue_task
 
 HUB_DATASET = "nyu-mll/glue"
+
+log = logging.getLogger(__name__)
 
 
 class GlueSplit(NamedTuple):
@@ -31,7 +35,8 @@ def tsv_layout(task: GlueTask) -> str:
 
 
 def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
-    """Read an official GLUE TSV into a ``GlueSplit``, refusing anything it would have to guess.
+    """Read an official GLUE TSV (or its gzip-compressed ``.tsv.gz``) into a ``GlueSplit``,
+    refusing anything it would have to guess.
 
     A leading BOM (MRPC) is dropped, quotes are kept verbatim (CoLA, SST-2, QNLI) and empty
     lines are skipped. Every row must have as many tab-separated fields as the header (a tab
@@ -90,7 +95,8 @@ class GlueDataModule(TextDataModule):
     """One GLUE task, tokenized as a single sentence or a sentence pair.
 
     With ``dir`` set, reads ``<dir>/glue/<FOLDER>/train.tsv`` and ``dev.tsv`` (MNLI:
-    ``dev_matched.tsv``, ``dev_mismatched.tsv``); otherwise loads ``nyu-mll/glue`` from the Hub.
+    ``dev_matched.tsv``, ``dev_mismatched.tsv``), or their gzip-compressed ``.tsv.gz``;
+    otherwise loads ``nyu-mll/glue`` from the Hub.
     Labels follow the Hub's ids (int64; float32 scores for STS-B).
 
     Args:
@@ -111,6 +117,8 @@ class GlueDataModule(TextDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Tokenize the train split (for ``fit``) and every validation split, once each."""
+        if self.val_datasets is None:
+            log.info("GLUE %s data: %s", self.task_spec.name, self._source())
         if self.train_dataset is None and stage in (None, "fit"):
             self.train_dataset = self._tokenize(self._read("train"), self.train_limit)
         if self.val_datasets is None:
@@ -123,6 +131,17 @@ class GlueDataModule(TextDataModule):
         """One loader per validation split; a bare loader when there is only one (all but MNLI)."""
         loaders = [self._loader(dataset, self.eval_batch_size) for dataset in self.val_datasets]
         return loaders if len(loaders) > 1 else loaders[0]
+
+    def baseline(self) -> dict[str, Any]:
+        """What predicting the majority class (regression: a constant) scores on the validation splits.
+
+        ``{"name": "majority class", "scores": {"val/<metric><suffix>": value, ...}}``.
+        """
+        scores = {}
+        for dataset, suffix in zip(self.val_datasets, self.task_spec.val_suffixes):
+            labels = torch.tensor(dataset["labels"])
+            scores |= {f"val/{name}{suffix}": value for name, value in self.task_spec.constant_prediction_scores(labels).items()}
+        return {"name": self.task_spec.baseline_name, "scores": scores}
 
     def _tokenize(self, split: GlueSplit, limit: int | None) -> datasets.Dataset:
         fields = [f"text{i}" for i in range(len(split.texts))]
@@ -140,6 +159,12 @@ class GlueDataModule(TextDataModule):
         rows = self._load_hub(split).select_columns([*fields, "label"]).to_dict()
         return GlueSplit(tuple(rows[field] for field in fields), rows["label"])
 
+    def _source(self) -> str:
+        """Where the rows come from, for the log."""
+        if self.dir is None:
+            return f"{HUB_DATASET} from the Hugging Face Hub"
+        return f"local files in {self.dir / 'glue' / self.task_spec.folder}"
+
     @staticmethod
     def _tsv_name(split: str) -> str:
         """Official file name of a Hub split: train.tsv, dev.tsv, dev_matched.tsv, ..."""
@@ -153,6 +178,9 @@ class GlueDataModule(TextDataModule):
 
     def _tsv_path(self, split: str) -> Path:
         path = self.dir / "glue" / self.task_spec.folder / self._tsv_name(split)
+        compressed = path.with_name(path.name + ".gz")
+        if not path.is_file() and compressed.is_file():
+            return compressed
         if not path.is_file():
             raise FileNotFoundError(
                 f"GLUE file not found: {path}. Expected the official layout "

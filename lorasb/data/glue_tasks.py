@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
@@ -68,6 +69,21 @@ class GlueTask:
         return MetricCollection(
             {name: _METRICS[name](self.num_labels) for name in self.metric_names}
         )
+
+    @property
+    def baseline_name(self) -> str:
+        """What the baseline of ``constant_prediction_scores`` predicts."""
+        return "constant prediction" if self.is_regression else "majority class"
+
+    def constant_prediction_scores(self, labels: Tensor) -> dict[str, float]:
+        """This task's metrics when every prediction is the most frequent label of ``labels``.
+
+        For regression every metric is 0: a constant has no correlation with the scores.
+        """
+        if self.is_regression:
+            return dict.fromkeys(self.metric_names, 0.0)
+        majority = torch.full_like(labels, int(labels.mode().values))
+        return {name: float(value) for name, value in self.metrics()(majority, labels).items()}
 
     def predict(self, logits: Tensor) -> Tensor:
         """Predictions the metrics expect: class ids, or scores for regression."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from importlib.metadata import version
@@ -19,6 +20,8 @@ from lorasb.eval.generation import generate
 # paper's evaluation grades; lenient: also a GSM8K generation's last number and a MATH
 # generation's last \boxed{} (results named <set>_lenient).
 GRADING_MODES = ("reference", "lenient")
+
+log = logging.getLogger(__name__)
 
 
 def evaluate_sets(
@@ -93,7 +96,7 @@ def evaluate_sets(
             "seconds_per_example": seconds / len(records) if records else 0.0,
         }
         if progress:
-            print(f"{key}: accuracy {results[key]['accuracy']:.4f} ({correct}/{len(records)})")
+            log.info("%s: accuracy %.4f (%d/%d)", key, results[key]["accuracy"], correct, len(records))
     setup = {
         "model": dict(scored or {}),
         "sets": [spec.name for spec in sets],

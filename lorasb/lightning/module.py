@@ -10,6 +10,7 @@ checkpoint restores the initialised factors and skips the estimate.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from lorasb.method.estimate import estimate_update
 from lorasb.method.export import export_peft
 from lorasb.method.initialize import SVDConfig, initialize
 from lorasb.lightning.schedule import lr_factor
+
+log = logging.getLogger(__name__)
 
 
 class LoraSBModule(L.LightningModule):
@@ -134,9 +137,9 @@ class LoraSBModule(L.LightningModule):
             run_dir.mkdir(parents=True, exist_ok=True)
             layers = {name: {"relative_error": s.relative_error, "singular_values": s.singular_values} for name, s in stats.items()}
             (run_dir / "init_stats.json").write_text(json.dumps({"first_step_lr": lr, "samples": samples, "seconds": self.init_seconds, "layers": layers}, indent=1))
-            print(
-                f"LoRA-SB initialised {len(stats)} layers from {samples} samples in {self.init_seconds:.1f}s "
-                f"(first-step lr {lr:.3g}, mean relative error {summary['init/relative_error_mean']:.3f})"
+            log.info(
+                "LoRA-SB initialised %d layers from %d samples in %.1fs (first-step lr %.3g, mean relative error %.3f)",
+                len(stats), samples, self.init_seconds, lr, summary["init/relative_error_mean"],
             )
 
     # -- optimisation ---------------------------------------------------------------------

@@ -23,7 +23,8 @@ class RunSummary(L.Callback):
     over the validation epochs (lowest for losses, highest otherwise); parameter counts;
     ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``; ``steps``, the
     optimizer steps taken (0: nothing was trained); ``diverged``, where a :class:`TrainingGuard`
-    stopped a diverging run. Written when ``fit`` ends, trained or not.
+    stopped a diverging run; ``baseline``: the scores of a constant prediction, when the data
+    module offers them (GLUE: the majority class). Written when ``fit`` ends, trained or not.
     """
 
     def __init__(self, filename: str = "metrics.json"):
@@ -61,6 +62,8 @@ class RunSummary(L.Callback):
             self.summary["init_seconds"] = pl_module.init_seconds
         if hasattr(pl_module, "parameter_counts"):
             self.summary["parameters"] = pl_module.parameter_counts()
+        if hasattr(trainer.datamodule, "baseline"):
+            self.summary["baseline"] = trainer.datamodule.baseline()
         if trainer.is_global_zero:
             self.write(Path(trainer.default_root_dir) / self.filename)
 

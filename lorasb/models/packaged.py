@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+log = logging.getLogger(__name__)
 
 
 def package_dir(package: str) -> str:
@@ -39,7 +42,7 @@ def gguf_folder(package: str, filename: str) -> str:
     source = Path(package_dir(package)) / filename
     if not source.is_file():
         raise FileNotFoundError(f"{source} not found: reinstall the package {package!r}")
-    print(f"Converting {source.name} to a Hugging Face folder in {target} (once)")
+    log.info("Converting %s to a Hugging Face folder in %s (once)", source.name, target)
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=filename)
     quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=filename, dtype=torch.float32)
     config = quantized.config
