@@ -179,7 +179,8 @@ def test_multirun_sweeps_rank(tmp_path, glue_fixtures):
     assert "Launching 3 jobs" in output
     for number, rank in enumerate((8, 16, 24)):
         assert re.search(rf"#{number} : rank={rank}\b", output), output[-3000:]
-        job = sweep / str(number)
+        (job,) = sweep.glob(f"{number}_*")  # named after the job's overrides
+        assert f",rank={rank}," in job.name and "task=glue-rte" in job.name and "data.dir" not in job.name
         assert OmegaConf.load(job / ".hydra" / "config.yaml").rank == rank
         summary = json.loads((job / "metrics.json").read_text())
         assert summary["parameters"]["trainable"] == 24 * rank**2 + (384 * 2 + 2)
