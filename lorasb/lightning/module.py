@@ -25,6 +25,7 @@ from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients, reduced
 from lorasb.method.initialize import SVDConfig
 from lorasb.method.methods import build_method
+from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.schedule import lr_factor
 
 
@@ -109,11 +110,15 @@ class LoraSBModule(L.LightningModule):
 
     def _report_init(self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float) -> None:
         """Init figures to the loggers (step 0) and ``init_stats.json``; one line printed."""
+        counts = self.parameter_counts()
         figures = {
             "init/seconds": self.init_seconds,
             "init/gradient_seconds": gradient_seconds,
             "init/factor_seconds": self.init_seconds - gradient_seconds,  # SVDs and writing the adapters
             "init/first_step_lr": lr,
+            "parameters/trainable": counts["trainable"],
+            "parameters/total": counts["total"],
+            "parameters/trainable_ratio": counts["trainable"] / counts["total"],
         }
         if stats:
             figures["init/relative_error_mean"] = sum(s.relative_error for s in stats.values()) / len(stats)
@@ -123,6 +128,7 @@ class LoraSBModule(L.LightningModule):
             logger.log_metrics(figures, step=0)
         if not self.trainer.is_global_zero:
             return
+        log_layers(self.loggers, stats)
         run_dir = Path(self.trainer.default_root_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         record = {
