@@ -264,6 +264,8 @@ def _on_fixture(fixtures: Path) -> list[str]:
 CLI_ERRORS = {
     "unknown_model": (lambda fx: ["model=foo"], {}, ["foo", "minilm", "roberta_base", "roberta_large"]),
     "unknown_trainer": (lambda fx: ["trainer=foo"], {}, ["foo", "cpu", "gpu"]),
+    "unknown_method": (lambda fx: ["method=foo"], {}, ["foo", "dora", "full", "lora", "lora_ga", "lora_sb", "lora_xs", "pissa"]),
+    "unknown_logger_in_a_list": (lambda fx: ["logger=[csv,foo]"], {}, ["unknown logger 'foo'", "csv", "wandb"]),
     "unknown_task_option": (
         lambda fx: ["task=glue/foo"],
         {},

@@ -54,7 +54,7 @@ def _swept_keys(job) -> set[str]:
     """The keys a multirun sweeps: on the command line (this process's) or in ``hydra.sweeper.params``."""
     given = [arg.split("=", 1) for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
     given += [(key, str(value)) for key, value in (job.sweeper.get("params") or {}).items()]
-    return {key.lstrip("+~") for key, value in given if SWEEP.search(value)}
+    return {key.lstrip("+~") for key, value in given if SWEEP.search(re.sub(r"\[[^\]]*\]", "", value))}  # [a,b] is one value
 
 
 def job_name(default: str = "run") -> str:
