@@ -149,3 +149,26 @@ def test_unknown_method_and_option_are_named():
         build_method("loar", RANK)
     with pytest.raises(ValueError, match=r"method lora has no option init_std; its options are: alpha, dropout"):
         build_method("lora", RANK, {"init_std": 1e-5})
+
+
+@pytest.mark.parametrize("name", ["lora", "pissa", "lora_ga", "lora_sb"])
+def test_exported_adapter_applies_to_the_original_model(name, tmp_path):
+    """PiSSA and LoRA-GA change W0: their export is converted (from the saved initial adapter) to apply to the original W0."""
+    from peft import PeftModel
+
+    method = build_method(name, RANK)
+    model = method.attach(bert32(), BERT_TARGETS, ["classifier"])
+    batches = [{k: v.float() if v.is_floating_point() else v for k, v in b.items()} for b in bert_batches()]
+    method.initialize(model, gradients_of(model, method, batches) if method.needs_gradients else None, LR)
+    method.save_initial(model, tmp_path / "initial")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for batch in batches:
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    method.export(model, tmp_path / "adapter", ["classifier"], None, initial=tmp_path / "initial")
+    served = PeftModel.from_pretrained(bert32(), tmp_path / "adapter").eval()
+    model.eval()
+    with torch.no_grad():
+        for batch in batches:
+            torch.testing.assert_close(served(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-4)

@@ -75,6 +75,8 @@ class LoraSBModule(L.LightningModule):
         memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
         stats = self.method.initialize(self.model, gradients, lr, memo)
         self._broadcast_initialized()
+        if self.trainer.is_global_zero:
+            self.method.save_initial(self.model, self.initial_adapter_dir)
         self.sb_initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
         self._report_init(lr, gradients, stats, gradient_seconds)
@@ -200,7 +202,13 @@ class LoraSBModule(L.LightningModule):
         trainable, total = count_parameters(self.model)
         return {"trainable": trainable, "total": total}
 
+    @property
+    def initial_adapter_dir(self) -> Path:
+        """Where methods that change W0 (PiSSA, LoRA-GA) keep their adapter as initialised."""
+        return Path(self.trainer.default_root_dir) / "initial_adapter"
+
     def export_adapter(self, out_dir: str | Path) -> Path:
         """The adapter and trained head (PEFT format; ``full``: the whole model)."""
         model_cfg = self.hparams.model
-        return self.method.export(self.model, Path(out_dir), model_cfg.get("head", []), model_cfg["name_or_path"])
+        head, name = model_cfg.get("head", []), model_cfg["name_or_path"]
+        return self.method.export(self.model, Path(out_dir), head, name, initial=self.initial_adapter_dir)

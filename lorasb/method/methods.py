@@ -6,7 +6,9 @@ Every method is built from ``rank`` and its own options (``build_method``) and d
     initialize  set the adapters before training; methods with ``needs_gradients`` receive the
                 summed gradient ΣG of each target weight (names as in the unadapted model)
     kept        the names of frozen tensors the initialisation wrote (checkpoints keep them)
-    export      write the trained adapter (PEFT format where the method has one)
+    export      write the trained adapter (PEFT format where the method has one); methods that
+                change W0 save their initial adapter first (``save_initial``) so that the export
+                applies to the original W0
 
 ``lora_sb`` and ``lora_xs`` share the B·R·A layer of this package; ``full`` trains every
 weight; ``lora``, ``pissa``, ``dora`` and ``lora_ga`` are PEFT's (:mod:`lorasb.method.peft_methods`).
@@ -63,7 +65,11 @@ class Method:
         """Parameter names of frozen tensors the initialisation writes."""
         return set()
 
-    def export(self, model: nn.Module, out_dir: Path, head: Iterable[str], base_model: str | None) -> Path:
+    def save_initial(self, model: nn.Module, out_dir: Path) -> None:
+        """Keep what :meth:`export` needs of the model as initialised (nothing, unless W0 changes)."""
+
+    def export(self, model: nn.Module, out_dir: Path, head: Iterable[str], base_model: str | None, initial: Path | None = None) -> Path:
+        """Write the trained adapter; ``initial``: the folder :meth:`save_initial` wrote."""
         raise NotImplementedError
 
 
@@ -111,7 +117,7 @@ class LoraSB(Method):
     def kept(self, model):
         return {f"{name}.{factor}" for name in adapters(model) for factor in ("lora_A", "lora_B")}
 
-    def export(self, model, out_dir, head, base_model):
+    def export(self, model, out_dir, head, base_model, initial=None):
         return export_peft(model, out_dir, modules_to_save=list(head), base_model_name_or_path=base_model)
 
 
@@ -149,7 +155,7 @@ class Full(Method):
     def attach(self, model, targets, head=()):
         return model.requires_grad_(True)
 
-    def export(self, model, out_dir, head, base_model):
+    def export(self, model, out_dir, head, base_model, initial=None):
         """The whole fine-tuned model, in Hugging Face format."""
         model.save_pretrained(out_dir)
         return Path(out_dir)

@@ -7,10 +7,12 @@ Each wraps the model with ``peft.get_peft_model``; heads train in full as PEFT's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
-from peft import LoraConfig, LoraGAConfig, get_peft_model
+from peft import LoraConfig, LoraGAConfig, get_peft_model, get_peft_model_state_dict
+from safetensors.torch import load_file, save_file
 from peft.tuners.lora import LoraLayer
 
 from lorasb.method.methods import Method, _no_memo
@@ -57,9 +59,21 @@ class Lora(Method):
             return set()
         return {f"{PREFIX}{name}.base_layer.weight" for name in lora_layers(model)}
 
-    def export(self, model, out_dir, head, base_model):
-        model.save_pretrained(out_dir)
-        return out_dir
+    def save_initial(self, model, out_dir):
+        if self.rewrites_base:
+            model.save_pretrained(out_dir)
+
+    def export(self, model, out_dir, head, base_model, initial=None):
+        """PEFT's adapter; PiSSA and LoRA-GA (which change W0) as PEFT's conversion from the
+        ``initial`` adapter, a LoRA of rank 2r that applies to the original W0."""
+        convert = self.rewrites_base and initial is not None and Path(initial, "adapter_config.json").is_file()
+        model.save_pretrained(out_dir, path_initial_model_for_weight_conversion=str(initial) if convert else None)
+        if convert and head:  # PEFT's conversion leaves the modules_to_save out: put them back
+            path = Path(out_dir) / "adapter_model.safetensors"
+            saved = get_peft_model_state_dict(model)
+            heads = {k: v for k, v in saved.items() if "lora_" not in k}
+            save_file({**load_file(path), **{k: v.contiguous() for k, v in heads.items()}}, path, metadata={"format": "pt"})
+        return Path(out_dir)
 
 
 @dataclass
