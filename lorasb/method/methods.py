@@ -33,7 +33,8 @@ from lorasb.method.initialize import LayerInit, SVDConfig, approximation, trunca
 Memo = Callable[[str, Callable[[], Tensors]], Tensors]
 
 
-def _no_memo(name: str, compute: Callable[[], Tensors]) -> Tensors:
+def no_memo(name: str, compute: Callable[[], Tensors]) -> Tensors:
+    """No memo: compute every time."""
     return compute()
 
 
@@ -57,7 +58,7 @@ class Method:
         """The frozen weight of every adapted layer, by its name in the unadapted model."""
         return {}
 
-    def initialize(self, model: nn.Module, gradients: Gradients | None, lr: float, memo: Memo = _no_memo) -> dict[str, LayerInit]:
+    def initialize(self, model: nn.Module, gradients: Gradients | None, lr: float, memo: Memo = no_memo) -> dict[str, LayerInit]:
         """Set the adapters in place (``lr``: the first optimizer step's); per-layer statistics."""
         return {}
 
@@ -97,7 +98,7 @@ class LoraSB(Method):
     def target_weights(self, model):
         return {name: layer.base.weight for name, layer in adapters(model).items()}
 
-    def initialize(self, model, gradients, lr, memo=_no_memo):
+    def initialize(self, model, gradients, lr, memo=no_memo):
         if gradients is None:
             raise ValueError(f"{self.name} needs the summed gradients of its target layers")
         svd = self.svd
@@ -133,7 +134,7 @@ class LoraXS(LoraSB):
     needs_gradients: ClassVar[bool] = False
 
     @torch.no_grad()
-    def initialize(self, model, gradients, lr, memo=_no_memo):
+    def initialize(self, model, gradients, lr, memo=no_memo):
         generator = torch.Generator().manual_seed(self.svd.seed)
         stats = {}
         for name, layer in adapters(model).items():

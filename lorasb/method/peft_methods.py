@@ -15,7 +15,7 @@ from peft import LoraConfig, LoraGAConfig, get_peft_model, get_peft_model_state_
 from safetensors.torch import load_file, save_file
 from peft.tuners.lora import LoraLayer
 
-from lorasb.method.methods import Method, _no_memo
+from lorasb.method.methods import Method, no_memo
 
 PREFIX = "base_model.model."
 
@@ -124,7 +124,7 @@ class LoraGA(Lora):
         return {"init_lora_weights": "lora_ga", "lora_ga_config": config}
 
     @torch.no_grad()
-    def initialize(self, model, gradients, lr, memo=_no_memo):
+    def initialize(self, model, gradients, lr, memo=no_memo):
         if gradients is None:
             raise ValueError(f"{self.name} needs the summed gradients of its target layers")
         config = model.peft_config["default"].lora_ga_config
