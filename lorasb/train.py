@@ -50,6 +50,8 @@ def build(cfg: DictConfig) -> Run:
 
     L.seed_everything(cfg.seed, workers=True)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    for logger in loggers:  # every key of the run's config can filter runs (W&B) or be read back (CSV)
+        logger.log_hyperparams(resolved_config(cfg))
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
@@ -63,6 +65,16 @@ def build(cfg: DictConfig) -> Run:
         loggers=loggers,
         summary=callbacks.get("summary"),
     )
+
+
+def resolved_config(cfg: DictConfig) -> dict:
+    """The whole resolved config with the command line's overrides (``overrides``, under Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["overrides"] = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return config
 
 
 def resume_from(run: Run) -> str | None:

@@ -37,7 +37,9 @@ def _compose(overrides, run_dir):
 
     register_resolvers()
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra.compose("train", overrides=[f"run_dir='{run_dir}'", *overrides], return_hydra_config=False)
+        # a cache of the test's own, so that no test reads gradients another one estimated
+        own = [f"run_dir='{run_dir}'", f"gradient_cache.dir='{run_dir}/gradient_cache'"]
+        cfg = hydra.compose("train", overrides=[*own, *overrides], return_hydra_config=False)
     assert isinstance(cfg, DictConfig)
     return cfg
 
@@ -46,7 +48,8 @@ def _compose(overrides, run_dir):
 def composer():
     """``composer(overrides, run_dir)``: conf/train.yaml composed as the CLI would, with ``run_dir`` set.
 
-    (``run_dir`` defaults to ``${hydra:runtime.output_dir}``, which only exists under ``@hydra.main``.)
+    (``run_dir`` defaults to ``${hydra:runtime.output_dir}``, which only exists under ``@hydra.main``;
+    the gradient cache lies in ``run_dir``.)
     """
     return _compose
 

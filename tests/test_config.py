@@ -174,6 +174,7 @@ def test_multirun_sweeps_rank(tmp_path, glue_fixtures):
         "init.num_samples=2",
         "validate_before=false",
         "export_adapter=false",
+        f"gradient_cache.dir={tmp_path / 'cache'}",
         f"hydra.sweep.dir={sweep}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -181,7 +182,7 @@ def test_multirun_sweeps_rank(tmp_path, glue_fixtures):
     assert "Launching 3 jobs" in output
     for number, rank in enumerate((8, 16, 24)):
         assert re.search(rf"#{number} : rank={rank}\b", output), output[-3000:]
-        job = sweep / str(number)
+        job = sweep / f"{number}_rank={rank}"  # named after the overrides the sweep varies
         assert OmegaConf.load(job / ".hydra" / "config.yaml").rank == rank
         summary = json.loads((job / "metrics.json").read_text())
         assert summary["parameters"]["trainable"] == 24 * rank**2 + (384 * 2 + 2)
@@ -265,6 +266,8 @@ def _on_fixture(fixtures: Path) -> list[str]:
 CLI_ERRORS = {
     "unknown_model": (lambda fx: ["model=foo"], {}, ["foo", "minilm", "roberta_base", "roberta_large"]),
     "unknown_trainer": (lambda fx: ["trainer=foo"], {}, ["foo", "cpu", "gpu"]),
+    "unknown_method": (lambda fx: ["method=foo"], {}, ["foo", "dora", "full", "lora", "lora_ga", "lora_sb", "lora_xs", "pissa"]),
+    "unknown_logger_in_a_list": (lambda fx: ["logger=[csv,foo]"], {}, ["unknown logger 'foo'", "csv", "wandb"]),
     "unknown_task_option": (
         lambda fx: ["task=glue/foo"],
         {},

@@ -6,7 +6,7 @@
       │        ↑
     lightning  eval    config       Lightning modules · evaluation sets, generation, grading · Hydra
       ↑        ↑        ↑           (config reads the schedule names of lightning)
-    train  evaluate                 entry points: import any layer, never each other
+    train  evaluate  report         entry points: import any layer, never each other
 """
 
 import ast
@@ -25,7 +25,7 @@ ALLOWED = {
     "config": {"models", "lightning"},
     "__init__": {"method"},
 }
-ENTRY_POINTS = {"train", "evaluate"}
+ENTRY_POINTS = {"train", "evaluate", "report"}
 # The method is usable from any training loop: no training framework or config system in it.
 FORBIDDEN_THIRD_PARTY = {"method": {"lightning", "hydra", "omegaconf", "datasets"}}
 

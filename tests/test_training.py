@@ -14,7 +14,7 @@ from lorasb.train import run
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix() for p in (CONF / "experiment").rglob("*.yaml"))
-GLUE_EXPERIMENTS = ["paper/glue", "quickstart"]  # the others train causal LMs: tests/test_instruction_training.py
+GLUE_EXPERIMENTS = ["paper/glue", "quickstart"]  # causal LMs: tests/test_instruction_training.py; comparisons: test_compare.py
 
 # all-MiniLM-L6-v2: 6 blocks; the four targets of conf/model/minilm.yaml in each
 MINILM_LAYERS = {
@@ -64,7 +64,8 @@ def check_summary(run_dir: Path, summary: dict, monitor: str) -> dict:
 
 
 def test_every_experiment_is_tested():
-    assert set(GLUE_EXPERIMENTS) | {"paper/metamath", "paper/commonsense", "smollm2_metamath"} == set(EXPERIMENTS)
+    others = {"paper/metamath", "paper/commonsense", "smollm2_metamath", "compare/glue", "compare/metamath"}  # test_compare.py
+    assert set(GLUE_EXPERIMENTS) | others == set(EXPERIMENTS)
 
 
 # What a preset needs changed to run here: RoBERTa comes from the Hub (minilm is the offline

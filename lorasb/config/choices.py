@@ -27,7 +27,7 @@ def check_group_choices(overrides: Iterable[str], conf_dir: Path = CONF_DIR) -> 
         if not sep or key not in groups or value in ("", "null") or "(" in value:
             continue
         options = group_options(key, conf_dir)
-        unknown = [choice for choice in value.split(",") if choice not in options]
+        unknown = [choice for choice in value.strip("[]").split(",") if choice not in options]  # a, a,b or [a,b]
         if unknown:
             raise SystemExit(f"unknown {key} {unknown[0]!r}; choose one of: {', '.join(options)}")
 

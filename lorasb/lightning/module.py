@@ -1,10 +1,11 @@
-"""The Lightning module that owns a LoRA-SB adapted model.
+"""The Lightning module that owns a model adapted by a fine-tuning method (LoRA-SB by default).
 
-Order of events in ``fit``: the model and its adapters (R = 0) are built in ``__init__``;
-Lightning moves them to the device, wraps them and builds the optimizer; ``on_fit_start``
-then estimates the first update on a few training batches and writes B, R, A in place, so
-every wrapper and the optimizer keep pointing at the same tensors. A run resumed from a
-checkpoint restores the initialised factors and skips the estimate.
+Order of events in ``fit``: the model and its adapters (LoRA-SB: R = 0) are built in
+``__init__``; Lightning moves them to the device, wraps them and builds the optimizer;
+``on_fit_start`` then initialises the adapters in place (methods that need it get the summed
+gradient of a few training batches, from the gradient cache when an earlier job of a sweep
+estimated it), so every wrapper and the optimizer keep pointing at the same tensors. A run
+resumed from a checkpoint restores the initialised adapters and skips this.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -20,17 +22,19 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lorasb.method.attach import adapters, attach, count_parameters, unfreeze
-from lorasb.method.estimate import estimate_update
-from lorasb.method.export import export_peft
-from lorasb.method.initialize import SVDConfig, initialize
+from lorasb.method.attach import count_parameters
+from lorasb.method.cache import GradientCache, Gradients
+from lorasb.method.estimate import accumulate_gradients, reduced
+from lorasb.method.initialize import SVDConfig
+from lorasb.method.methods import build_method
+from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 
 
 class LoraSBModule(L.LightningModule):
-    """Base module: adapters, SB initialisation, optimizer and schedule.
+    """Base module: the method's adapters and initialisation, optimizer and schedule.
 
     Subclasses build the Hugging Face model (:meth:`build_model`) and define the steps.
 
@@ -38,19 +42,23 @@ class LoraSBModule(L.LightningModule):
         model: ``name_or_path``, ``target_modules``, ``head`` (modules trained in full, e.g.
             a classifier) and ``dtype``.
         rank: r, the size of the trained r×r matrix.
-        method: ``alpha`` (None → rank, scaling 1) and ``dropout`` on the adapter path.
-        init: ``num_samples`` and ``batch_size`` of the update estimate; ``svd`` options
+        method: ``name`` (``lora_sb`` when absent, see :func:`lorasb.method.methods.build_method`)
+            and the method's options (``alpha``, ``dropout``, ...); ``lr`` (its default learning
+            rates, read by the config) is not the method's.
+        init: ``num_samples`` and ``batch_size`` of the gradient estimate; ``svd`` options
             (:class:`lorasb.SVDConfig`).
         optim: ``lr``, ``weight_decay``, ``betas``, ``scheduler`` (linear, cosine, constant),
             ``warmup_ratio``.
+        gradient_cache: ``dir`` (None: no cache) and ``depends_on``, what the summed gradient
+            depends on (:class:`lorasb.method.cache.GradientCache`).
     """
 
-    def __init__(self, model: dict, rank: int, method: dict, init: dict, optim: dict):
+    def __init__(self, model: dict, rank: int, method: dict, init: dict, optim: dict, gradient_cache: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.model = self.build_model().train()
-        attach(self.model, model["target_modules"], rank, alpha=method.get("alpha"), dropout=method.get("dropout", 0.0))
-        unfreeze(self.model, model.get("head", []))
+        options = {k: v for k, v in method.items() if k not in ("name", "lr")}
+        self.method = build_method(method.get("name", "lora_sb"), rank, options, SVDConfig(**init.get("svd", {})))
+        self.model = self.method.attach(self.build_model().train(), model["target_modules"], model.get("head", []))
         self.register_buffer("sb_initialized", torch.tensor(False))
         self.init_seconds: float | None = None
 
@@ -62,32 +70,42 @@ class LoraSBModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if bool(self.sb_initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
             return
+        lr = self.first_step_lr()
+        cache_cfg = self.hparams.gradient_cache or {}
+        cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
+        start = time.perf_counter()
+        gradients = cache.gradients(self._estimate_gradients, device=self.device) if self.method.needs_gradients else None
+        gradient_seconds = time.perf_counter() - start
+        memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
+        stats = self.method.initialize(self.model, gradients, lr, memo)
+        self._broadcast_initialized()
+        if self.trainer.is_global_zero:
+            self.method.save_initial(self.model, self.initial_adapter_dir)
+        self.sb_initialized.fill_(True)
+        self.init_seconds = time.perf_counter() - start
+        self._report_init(lr, gradients, stats, gradient_seconds)
+
+    def _estimate_gradients(self) -> Gradients:
+        """ΣG of the method's target weights over ``init.num_samples`` training samples (all processes)."""
         init = self.hparams.init
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "init_dataloader"):
-            raise TypeError("LoRA-SB initialisation needs a lorasb data module (one with init_dataloader)")
+            raise TypeError(f"{self.method.name} initialisation needs a lorasb data module (one with init_dataloader)")
         loader = datamodule.init_dataloader(
             init["num_samples"], init["batch_size"], rank=self.global_rank, world_size=self.trainer.world_size
         )
-        lr = self.first_step_lr()
         batches = (self.trainer.strategy.batch_to_device(batch) for batch in loader)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
-        start = time.perf_counter()
         with self.trainer.precision_plugin.forward_context():
-            updates = estimate_update(
+            sums = accumulate_gradients(
                 self.model,
                 batches,
-                lr,
-                reduce=self._sum_across_processes,
+                self.method.target_weights(self.model),
                 progress=self.trainer.is_global_zero,
                 loss_scale=scaler.get_scale() if scaler is not None else 1.0,
             )
-        stats = initialize(self.model, updates, SVDConfig(**init.get("svd", {})))
-        self._broadcast_factors()
-        self.sb_initialized.fill_(True)
-        self.init_seconds = time.perf_counter() - start
-        samples = int(self._sum_across_processes(torch.tensor(len(loader.dataset), device=self.device)))
-        self._report_init(lr, samples, stats)
+        counts = self._sum_across_processes(torch.tensor([len(loader), len(loader.dataset)], device=self.device))
+        return Gradients(reduced(sums, self._sum_across_processes), batches=int(counts[0]), samples=int(counts[1]))
 
     def first_step_lr(self) -> float:
         """lr₁ of the estimated first step, as ``init.first_lr`` says.
@@ -115,32 +133,56 @@ class LoraSBModule(L.LightningModule):
     def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
 
-    def _broadcast_factors(self) -> None:
-        """Every process ends with rank 0's bit-identical B, R, A."""
+    def _broadcast_initialized(self) -> None:
+        """Every process ends with rank 0's bit-identical initialised tensors."""
         if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-            for layer in adapters(self.model).values():
-                for factor in (layer.lora_A, layer.lora_B, layer.lora_R):
-                    dist.broadcast(factor.data, src=0)
+            parameters = dict(self.model.named_parameters())
+            for name in sorted(self.initialized_names()):
+                dist.broadcast(parameters[name].data, src=0)
 
-    def _report_init(self, lr: float, samples: int, stats) -> None:
-        errors = {name: s.relative_error for name, s in stats.items()}
-        summary = {
+    def initialized_names(self) -> set[str]:
+        """Parameter names (in ``self.model``) of what the initialisation writes or training changes."""
+        return {name for name, p in self.model.named_parameters() if p.requires_grad} | self.method.kept(self.model)
+
+    def _report_init(self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float) -> None:
+        """Init figures to the loggers (step 0) and ``init_stats.json``; one line printed."""
+        counts = self.parameter_counts()
+        figures = {
             "init/seconds": self.init_seconds,
+            "init/gradient_seconds": gradient_seconds,
+            "init/factor_seconds": self.init_seconds - gradient_seconds,  # SVDs and writing the adapters
             "init/first_step_lr": lr,
-            "init/relative_error_mean": sum(errors.values()) / len(errors),
-            **{f"init/relative_error/{name}": value for name, value in errors.items()},
+            "parameters/trainable": counts["trainable"],
+            "parameters/total": counts["total"],
+            "parameters/trainable_ratio": counts["trainable"] / counts["total"],
         }
+        if stats:
+            figures["init/relative_error_mean"] = sum(s.relative_error for s in stats.values()) / len(stats)
+            figures["init/energy_mean"] = sum(s.energy for s in stats.values()) / len(stats)
+            figures |= {f"init/relative_error/{name}": s.relative_error for name, s in stats.items()}
         for logger in self.loggers:
-            logger.log_metrics(summary, step=0)
-        if self.trainer.is_global_zero:
-            run_dir = Path(self.trainer.default_root_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            layers = {name: {"relative_error": s.relative_error, "singular_values": s.singular_values} for name, s in stats.items()}
-            (run_dir / "init_stats.json").write_text(json.dumps({"first_step_lr": lr, "samples": samples, "seconds": self.init_seconds, "layers": layers}, indent=1))
-            log.info(
-                "LoRA-SB initialised %d layers from %d samples in %.1fs (first-step lr %.3g, mean relative error %.3f)",
-                len(stats), samples, self.init_seconds, lr, summary["init/relative_error_mean"],
-            )
+            logger.log_metrics(figures, step=0)
+        if not self.trainer.is_global_zero:
+            return
+        log_layers(self.loggers, stats)
+        run_dir = Path(self.trainer.default_root_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record = {
+            "method": self.method.name,
+            "first_step_lr": lr,
+            "samples": gradients.samples if gradients else 0,
+            "gradients": "none" if gradients is None else "cached" if gradients.cached else "estimated",
+            "seconds": self.init_seconds,
+            "gradient_seconds": gradient_seconds,
+            "layers": {name: asdict(s) for name, s in stats.items()},
+        }
+        (run_dir / "init_stats.json").write_text(json.dumps(record, indent=1))
+        line = f"{self.method.name} initialised in {self.init_seconds:.1f}s"
+        if gradients is not None:
+            line += f" from {gradients.samples} samples ({record['gradients']} gradients, first-step lr {lr:.3g})"
+        if stats:
+            line += f", mean relative error {figures['init/relative_error_mean']:.3f}"
+        log.info(line)
 
     # -- optimisation ---------------------------------------------------------------------
 
@@ -158,10 +200,8 @@ class LoraSBModule(L.LightningModule):
     # -- checkpoints and export ----------------------------------------------------------
 
     def trained_keys(self) -> set[str]:
-        """State-dict keys of what training changes: the adapters' factors and the trainable modules."""
-        keys = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
-        keys |= {f"model.{name}.{factor}" for name in adapters(self.model) for factor in ("lora_A", "lora_B", "lora_R")}
-        return keys
+        """State-dict keys of what training changes and of what the initialisation wrote."""
+        return {f"model.{name}" for name in self.initialized_names()}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Keep only what training changes: the adapters, trained modules and the module's own state.
@@ -187,7 +227,13 @@ class LoraSBModule(L.LightningModule):
         trainable, total = count_parameters(self.model)
         return {"trainable": trainable, "total": total}
 
+    @property
+    def initial_adapter_dir(self) -> Path:
+        """Where methods that change W0 (PiSSA, LoRA-GA) keep their adapter as initialised."""
+        return Path(self.trainer.default_root_dir) / "initial_adapter"
+
     def export_adapter(self, out_dir: str | Path) -> Path:
-        """The adapter (and trained head) in PEFT's LoRA format."""
+        """The adapter and trained head (PEFT format; ``full``: the whole model)."""
         model_cfg = self.hparams.model
-        return export_peft(self.model, out_dir, modules_to_save=model_cfg.get("head", []), base_model_name_or_path=model_cfg["name_or_path"])
+        head, name = model_cfg.get("head", []), model_cfg["name_or_path"]
+        return self.method.export(self.model, Path(out_dir), head, name, initial=self.initial_adapter_dir)

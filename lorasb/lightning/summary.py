@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import resource
+import sys
 import time
 from pathlib import Path
 
 import lightning as L
+import torch
 
 from lorasb.lightning.guard import TrainingGuard
 
@@ -15,21 +18,32 @@ def _floats(metrics: dict) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items()}
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of the run: allocated on a CUDA device, else the process's peak resident size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
 class RunSummary(L.Callback):
     """Collects the run's figures and writes them to ``<run dir>/metrics.json``.
 
     ``before``: validation metrics of a ``trainer.validate`` run before training (if any);
     ``final``: those of the last validation epoch; ``best``: the best value of each metric
     over the validation epochs (lowest for losses, highest otherwise); parameter counts;
-    ``init_seconds`` (the LoRA-SB estimate and SVD) and ``train_seconds``; ``steps``, the
-    optimizer steps taken (0: nothing was trained); ``diverged``, where a :class:`TrainingGuard`
-    stopped a diverging run; ``baseline``: the scores of a constant prediction, when the data
-    module offers them (GLUE: the majority class). Written when ``fit`` ends, trained or not.
+    ``init_seconds`` (the method's initialisation: gradient estimate and SVDs), ``train_seconds``
+    and ``peak_memory_mb`` (the accelerator's peak allocation, on a CPU the process's peak
+    resident size); ``steps``, the optimizer steps taken (0: nothing was trained); ``diverged``,
+    where a :class:`TrainingGuard` stopped a diverging run; ``baseline``: the scores of a
+    constant prediction, when the data module offers them (GLUE: the majority class); ``run``:
+    what identifies the run in a comparison (task, method, rank, main metric), as given.
+    Written when ``fit`` ends, trained or not.
     """
 
-    def __init__(self, filename: str = "metrics.json"):
+    def __init__(self, filename: str = "metrics.json", run: dict | None = None):
         self.filename = filename
-        self.summary: dict = {"before": {}, "final": {}, "best": {}}
+        self.summary: dict = {"run": dict(run or {}), "before": {}, "final": {}, "best": {}}
         self._train_start: float | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -64,6 +78,10 @@ class RunSummary(L.Callback):
             self.summary["parameters"] = pl_module.parameter_counts()
         if hasattr(trainer.datamodule, "baseline"):
             self.summary["baseline"] = trainer.datamodule.baseline()
+        self.summary["peak_memory_mb"] = peak_memory_mb(pl_module.device)
+        figures = {f"{stage}/{key}": value for stage in ("before", "final", "best") for key, value in self.summary[stage].items()}
+        for logger in trainer.loggers:  # distinct keys, beside the per-epoch val/* curves
+            logger.log_metrics(figures, step=trainer.global_step)
         if trainer.is_global_zero:
             self.write(Path(trainer.default_root_dir) / self.filename)
 

@@ -30,20 +30,24 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]
 def accumulate_gradients(
     model: nn.Module,
     batches: Iterable[Mapping[str, torch.Tensor]],
+    weights: Mapping[str, torch.Tensor] | None = None,
     progress: bool = False,
     loss_scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """Σ over ``batches`` of ∂loss/∂W0 for every LoRA-SB layer (≥ float32), weights untouched.
+    """Σ over ``batches`` of ∂loss/∂W for each of ``weights`` (≥ float32), weights untouched.
 
-    Each batch is passed as ``model(**batch)`` in train mode and its output's ``.loss``
-    (times ``loss_scale``, see the module docstring) is differentiated. The model's
-    train/eval mode and ``requires_grad`` flags are restored.
+    ``weights`` defaults to the base weights W0 of the model's LoRA-SB layers. Each batch is
+    passed as ``model(**batch)`` in train mode and its output's ``.loss`` (times ``loss_scale``,
+    see the module docstring) is differentiated. The model's train/eval mode and
+    ``requires_grad`` flags are restored.
     """
-    layers = adapters(model)
-    if not layers:
-        raise ValueError("the model has no LoRA-SB layers; call lorasb.method.attach first")
-    names = list(layers)
-    weights = [layers[name].base.weight for name in names]
+    if weights is None:
+        layers = adapters(model)
+        if not layers:
+            raise ValueError("the model has no LoRA-SB layers; call lorasb.method.attach first")
+        weights = {name: layer.base.weight for name, layer in layers.items()}
+    names = list(weights)
+    weights = [weights[name] for name in names]
     sums = {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in zip(names, weights)}
     was_training = model.training
     model.train()
@@ -51,7 +55,7 @@ def accumulate_gradients(
         for w in weights:
             w.requires_grad_(True)
         count = 0
-        for batch in tqdm(batches, desc="LoRA-SB: estimating the first update", disable=not progress):
+        for batch in tqdm(batches, desc="estimating the first full fine-tuning gradient", disable=not progress):
             grads, scale = _scaled_gradients(model, batch, weights, loss_scale)
             for name, grad in zip(names, grads):
                 if grad is None:
@@ -96,8 +100,13 @@ def estimate_update(
     """
     if not lr > 0:
         raise ValueError(f"the first-step learning rate must be positive, got {lr}")
-    sums = accumulate_gradients(model, batches, progress=progress, loss_scale=loss_scale)
-    updates = {}
+    sums = reduced(accumulate_gradients(model, batches, progress=progress, loss_scale=loss_scale), reduce)
+    return {name: grad.sign_().mul_(-lr) for name, grad in sums.items()}
+
+
+def reduced(sums: Mapping[str, torch.Tensor], reduce: Reduce | None = None) -> dict[str, torch.Tensor]:
+    """``sums`` summed across processes by ``reduce`` (if given), each checked to be finite."""
+    checked = {}
     for name, grad in sums.items():
         if reduce is not None:
             grad = reduce(grad)
@@ -106,5 +115,5 @@ def estimate_update(
                 f"the gradient of layer {name!r} contains NaN or Inf; check the inputs and the loss "
                 "(a lower precision, an empty label mask or a too long sequence are usual causes)"
             )
-        updates[name] = grad.sign_().mul_(-lr)
-    return updates
+        checked[name] = grad
+    return checked

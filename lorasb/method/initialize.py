@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lorasb.method.attach import adapters
+from lorasb.method.layer import LoraSBLinear
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,13 @@ class SVDConfig:
 
 @dataclass(frozen=True)
 class LayerInit:
-    """What initialisation achieved on one layer."""
+    """What initialisation achieved on one layer: the relative error ‖M − M_r‖/‖M‖ of the rank-r
+    approximation M_r of the matrix M it approximates, the kept singular values and the energy
+    ‖M_r‖²/‖M‖² captured at rank r."""
 
     relative_error: float
     singular_values: list[float]
+    energy: float
 
 
 def truncated_svd(matrix: torch.Tensor, rank: int, config: SVDConfig = SVDConfig()):
@@ -79,11 +83,26 @@ def initialize(
         delta = updates[name]
         if delta.shape != layer.base.weight.shape:
             raise ValueError(f"update for {name!r} has shape {tuple(delta.shape)}, the layer {tuple(layer.base.weight.shape)}")
-        U, S, Vh = truncated_svd(delta.to(layer.lora_R.device), layer.rank, svd)
-        layer.lora_B.copy_(U)
-        layer.lora_A.copy_(Vh)
-        layer.lora_R.copy_(torch.diag(S / layer.scaling))
-        approx = (U * S) @ Vh
-        error = torch.linalg.matrix_norm(delta.to(approx) - approx) / torch.linalg.matrix_norm(delta.to(approx)).clamp_min(1e-30)
-        stats[name] = LayerInit(relative_error=error.item(), singular_values=S.tolist())
+        delta = delta.to(layer.lora_R.device)
+        stats[name] = write_factors(layer, *truncated_svd(delta, layer.rank, svd), approximated=delta)
     return stats
+
+
+@torch.no_grad()
+def write_factors(layer: LoraSBLinear, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor, approximated: torch.Tensor) -> LayerInit:
+    """Write B = U, A = Vh, R = diag(S) / s in place, so s·B·R·A = U·diag(S)·Vh, the rank-r
+    approximation of ``approximated``; returns how well it approximates it."""
+    layer.lora_B.copy_(U)
+    layer.lora_A.copy_(Vh)
+    layer.lora_R.copy_(torch.diag(S / layer.scaling))
+    return approximation(approximated, U, S, Vh)
+
+
+def approximation(matrix: torch.Tensor, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor) -> LayerInit:
+    """How well U·diag(S)·Vh approximates ``matrix``."""
+    approx = (U * S) @ Vh
+    matrix = matrix.to(approx)
+    norm = torch.linalg.matrix_norm(matrix).clamp_min(1e-30)
+    error = torch.linalg.matrix_norm(matrix - approx) / norm
+    energy = torch.linalg.matrix_norm(approx) ** 2 / norm**2
+    return LayerInit(relative_error=error.item(), singular_values=S.tolist(), energy=energy.item())

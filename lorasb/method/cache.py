@@ -1,0 +1,99 @@
+"""An on-disk cache of the summed gradient ΣG and of what is computed from it.
+
+ΣG depends on the model, its target layers, the data, the initialisation samples, the seed
+and the precision, but not on the rank, the learning rate or the method. So a sweep over
+those estimates it once: the first job writes one file per target layer under
+``<root>/<key>/gradients/``, the key being a hash of exactly what ΣG depends on (given by the
+caller, kept beside the files in ``meta.json``), and every later job reads them. Derived
+tensors that do not depend on the learning rate either (LoRA-SB's SVD of sign(ΣG)) are kept
+under the same key by :meth:`GradientCache.memo`.
+
+Every file is written to a temporary name and renamed into place, and ``meta.json`` is written
+last, so a job that starts while another is writing sees either nothing or a complete set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class Gradients:
+    """ΣG per target layer (names as in the unadapted model), over ``batches`` batches of ``samples`` samples."""
+
+    sums: Tensors
+    batches: int
+    samples: int
+    cached: bool = False  # read from the cache rather than estimated
+
+
+def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def cache_key(depends_on: Mapping) -> str:
+    """A short hash of ``depends_on`` (JSON with sorted keys)."""
+    text = json.dumps(depends_on, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class GradientCache:
+    """ΣG and derived tensors under ``root/<key of depends_on>``; with ``root=None`` nothing is kept.
+
+    ``writer`` is False on every process but one under data parallelism (all read, one writes).
+    """
+
+    def __init__(self, root: str | Path | None, depends_on: Mapping, writer: bool = True):
+        self.dir = Path(root) / cache_key(depends_on) if root is not None else None
+        self.depends_on = dict(depends_on)
+        self.writer = writer
+
+    def gradients(self, compute: Callable[[], Gradients], device: torch.device | str = "cpu") -> Gradients:
+        """The cached ΣG, else ``compute()`` (stored for the next job)."""
+        meta_path = self.dir / "meta.json" if self.dir is not None else None
+        if meta_path is not None and meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            sums = {name: torch.load(self.dir / "gradients" / f"{name}.pt", map_location=device) for name in meta["layers"]}
+            log.info("gradient cache hit: %d layers from %s", len(sums), self.dir)
+            return Gradients(sums, meta["batches"], meta["samples"], cached=True)
+        result = compute()
+        if meta_path is not None and self.writer:
+            for name, grad in result.sums.items():
+                _atomic_write(self.dir / "gradients" / f"{name}.pt", lambda path, grad=grad: torch.save(grad.cpu(), path))
+            meta = {"depends_on": self.depends_on, "layers": list(result.sums), "batches": result.batches, "samples": result.samples}
+            _atomic_write(meta_path, lambda path: path.write_text(json.dumps(meta, indent=1, default=str) + "\n"))
+            log.info("gradient cache: stored %d layers in %s", len(result.sums), self.dir)
+        return result
+
+    def memo(self, name: str, compute: Callable[[], Tensors], device: torch.device | str = "cpu") -> Tensors:
+        """Tensors derived from ΣG stored as ``<key>/<name>.pt``: loaded when present, else computed and stored."""
+        path = self.dir / f"{name}.pt" if self.dir is not None else None
+        if path is not None and path.is_file():
+            log.info("gradient cache hit: %s", path)
+            return torch.load(path, map_location=device)
+        tensors = compute()
+        if path is not None and self.writer:
+            _atomic_write(path, lambda target: torch.save({k: v.cpu() for k, v in tensors.items()}, target))
+        return tensors

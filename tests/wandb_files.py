@@ -1,0 +1,47 @@
+"""Reading an offline W&B run file (``run-<id>.wandb``): a LevelDB-style log of protobuf records."""
+
+import struct
+from pathlib import Path
+
+BLOCK = 32768
+HEADER = 7  # ":W&B", a 2-byte magic and a version byte; each chunk then has crc(4), length(2), type(1)
+
+
+def records(path: Path) -> list:
+    """Every ``wandb_internal_pb2.Record`` of the file, in order."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+    position, pending, found = HEADER, b"", []
+    while position + 7 <= len(data):
+        left = BLOCK - position % BLOCK
+        if left < 7:  # a block's tail too short for a chunk header is padding
+            position += left
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        chunk = data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind == 0 and length == 0:
+            break
+        pending = chunk if kind in (1, 2) else pending + chunk  # full/first start a record, middle/last extend it
+        if kind in (1, 4):  # full or last: the record is complete
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            found.append(record)
+    return found
+
+
+def logged(path: Path) -> dict:
+    """``history`` (every logged key), ``config`` (top-level config keys), ``group`` and ``name`` of a run file."""
+    history, config, group, name = set(), set(), None, None
+    for record in records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "history":
+            history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
+        elif kind == "run":
+            group, name = record.run.run_group, record.run.display_name
+            config |= {item.key or item.nested_key[0] for item in record.run.config.update}
+        elif kind == "config":
+            config |= {item.key or item.nested_key[0] for item in record.config.update}
+    return {"history": history, "config": config, "group": group, "name": name}
