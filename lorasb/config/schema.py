@@ -106,6 +106,7 @@ RULES: tuple[Rule, ...] = (
     fraction("method.dropout"),
     integer("init.num_samples", 1),
     integer("init.batch_size", 1),
+    Rule("init.first_lr", "schedule, reference or a number > 0", lambda v: v in ("schedule", "reference") or (_is_number(v) and v > 0)),
     integer("init.svd.niter", 0),
     integer("init.svd.oversample", 0),
     integer("init.svd.exact_max_dim", 0),
@@ -126,6 +127,7 @@ RULES: tuple[Rule, ...] = (
     integer("eval.limit", 1, nullable=True),
     integer("eval.batch_size", 1),
     integer("eval.max_new_tokens", 1, nullable=True),
+    one_of("eval.grading", ("reference", "lenient")),  # lorasb.eval.evaluation.GRADING_MODES
 )
 
 
