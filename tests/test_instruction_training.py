@@ -14,7 +14,7 @@ from lorasb.eval import eval_set
 from lorasb.eval.grading import ANSWER_VOCABULARY
 from lorasb.evaluate import load_model
 from lorasb.models import load_tokenizer
-from lorasb.train import run
+from lorasb.train import build, fit, run
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +164,19 @@ def test_preset_runs_one_step_with_its_own_settings(experiment, composer, tmp_pa
     assert "val/loss" in summary["before"] and "val/loss" in summary["final"]
     assert set(summary["eval"]) == set(cfg.eval.sets) and all(result["count"] == 1 for result in summary["eval"].values())
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_bfloat16_preset_checkpoint_keeps_the_cores_in_float32(composer, tmp_path, shared_data):
+    """paper/metamath as on a GPU (bfloat16 weights) for one step: R is saved in float32, A and B in bfloat16."""
+    overrides = ["experiment=paper/metamath", "model=smollm2_135m", "model.dtype=bfloat16", "trainer=cpu", "data.train_limit=240"]
+    quick = ["init.num_samples=3", "data.max_length=128", "validate_before=false", "eval.after_fit=false", "++trainer.fast_dev_run=true"]
+    parts = build(composer([*overrides, *quick, *QUIET, f"data.dir={shared_data}"], tmp_path))
+    fit(parts)
+    parts.trainer.save_checkpoint(tmp_path / "step.ckpt")
+    state = torch.load(tmp_path / "step.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    cores = {k: v.dtype for k, v in state.items() if k.endswith("lora_R")}
+    factors = {v.dtype for k, v in state.items() if k.endswith(("lora_A", "lora_B"))}
+    assert len(cores) == LAYERS and set(cores.values()) == {torch.float32}
+    assert factors == {torch.bfloat16}
+    assert parts.module.model.model.layers[0].self_attn.q_proj.base.weight.dtype == torch.bfloat16
