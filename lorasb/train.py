@@ -202,7 +202,7 @@ def main(cfg: DictConfig) -> float | None:
     log_through_hydra()
     try:
         summary = run(cfg)
-    except ConfigError as err:  # the message says it all; no traceback
+    except (ConfigError, FloatingPointError) as err:  # the message says it all (a non-finite loss: step, loss, hint)
         raise SystemExit(f"error: {err}") from None
     except ValueError as err:
         from lorasb.data.files import DataFileError  # imported already: the data were read
