@@ -28,7 +28,7 @@ def _worker(rank: int, port: int, out: dict) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
         model = tiny_bert()
-        lorasb.method.attach(model, BERT_TARGETS, rank=4)
+        lorasb.attach(model, BERT_TARGETS, rank=4)
         share = bert_batches(count=4)[rank::WORLD]
         out[rank] = lorasb.estimate_update(model, share, lr=LR, reduce=_all_reduce_sum)
     finally:
@@ -37,7 +37,7 @@ def _worker(rank: int, port: int, out: dict) -> None:
 
 def test_two_processes_estimate_the_single_process_update():
     model = tiny_bert()
-    lorasb.method.attach(model, BERT_TARGETS, rank=4)
+    lorasb.attach(model, BERT_TARGETS, rank=4)
     single = lorasb.estimate_update(model, bert_batches(count=4), lr=LR)
 
     with mp.Manager() as manager:

@@ -36,16 +36,16 @@ def adapted():
     """A tiny BERT with LoRA-SB initialised from three batches (scaling 2 to keep s in play)."""
     model = tiny_bert()
     plain = copy.deepcopy(model)
-    lorasb.method.attach(model, BERT_TARGETS, rank=RANK, alpha=2 * RANK)
+    lorasb.attach(model, BERT_TARGETS, rank=RANK, alpha=2 * RANK)
     batches = bert_batches()
     updates = lorasb.estimate_update(model, batches, lr=LR)
-    stats = lorasb.method.initialize(model, updates)
+    stats = lorasb.initialize(model, updates)
     return model, plain, batches, updates, stats
 
 
 def test_attach_wraps_targets_and_freezes_the_rest():
     model = tiny_bert()
-    layers = lorasb.method.attach(model, BERT_TARGETS, rank=RANK)
+    layers = lorasb.attach(model, BERT_TARGETS, rank=RANK)
     assert sorted(layers) == sorted(
         f"bert.encoder.layer.{i}.{suffix}"
         for i in range(2)
@@ -60,7 +60,7 @@ def test_attach_wraps_targets_and_freezes_the_rest():
 def test_empty_adapter_is_the_base_model():
     model = tiny_bert()
     plain = copy.deepcopy(model).eval()
-    lorasb.method.attach(model, BERT_TARGETS, rank=RANK)
+    lorasb.attach(model, BERT_TARGETS, rank=RANK)
     batch = bert_batches(count=1)[0]
     torch.testing.assert_close(model.eval()(**batch).logits, plain(**batch).logits, rtol=0, atol=0)
 
@@ -68,7 +68,7 @@ def test_empty_adapter_is_the_base_model():
 def test_estimate_update_matches_autograd_and_touches_nothing():
     model = tiny_bert()
     batches = bert_batches()
-    layers = lorasb.method.attach(model, BERT_TARGETS, rank=RANK)
+    layers = lorasb.attach(model, BERT_TARGETS, rank=RANK)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     expected = reference_update(lorasb.merge(copy.deepcopy(model)), layers, batches, LR)
 
@@ -165,14 +165,14 @@ def test_export_peft_loads_in_peft_with_the_same_logits(adapted, tmp_path):
 
 def test_llama_update_and_init_cover_all_projections():
     model = tiny_llama()
-    layers = lorasb.method.attach(model, LLAMA_TARGETS, rank=RANK)
+    layers = lorasb.attach(model, LLAMA_TARGETS, rank=RANK)
     assert len(layers) == 2 * 7
     batches = llama_batches()
     expected = reference_update(lorasb.merge(copy.deepcopy(model)), layers, batches, LR)
     updates = lorasb.estimate_update(model, batches, lr=LR)
     for name in layers:
         torch.testing.assert_close(updates[name].double(), expected[name], rtol=0, atol=0)
-    lorasb.method.initialize(model, updates)
+    lorasb.initialize(model, updates)
     for name, layer in layers.items():
         torch.testing.assert_close(layer.delta_weight(), best_rank_r(updates[name], RANK))
 
@@ -203,24 +203,24 @@ def test_dropout_acts_only_on_the_adapter_path():
 
 def test_no_matching_module_lists_the_linear_layers():
     with pytest.raises(ValueError, match=r"no nn.Linear matches.*layer\.\*\.attention\.self\.query.*classifier"):
-        lorasb.method.attach(tiny_bert(), ["q_proj"], rank=RANK)
+        lorasb.attach(tiny_bert(), ["q_proj"], rank=RANK)
 
 
 def test_rank_larger_than_a_layer_names_it():
     with pytest.raises(ValueError, match=r"rank 17 is larger than layer 'bert.encoder.layer.0.attention.self.query'.*at most 16"):
-        lorasb.method.attach(tiny_bert(), BERT_TARGETS, rank=17)
+        lorasb.attach(tiny_bert(), BERT_TARGETS, rank=17)
 
 
 def test_attach_twice_is_refused():
     model = tiny_bert()
-    lorasb.method.attach(model, ["query"], rank=RANK)
+    lorasb.attach(model, ["query"], rank=RANK)
     with pytest.raises(ValueError, match="already has LoRA-SB adapters"):
-        lorasb.method.attach(model, ["value"], rank=RANK)
+        lorasb.attach(model, ["value"], rank=RANK)
 
 
 def test_nan_gradient_names_the_layer():
     model = tiny_bert(num_labels=1)
-    lorasb.method.attach(model, ["query"], rank=RANK)
+    lorasb.attach(model, ["query"], rank=RANK)
     batch = bert_batches(count=1, num_labels=1)[0]
     batch["labels"][0] = float("nan")
     with pytest.raises(FloatingPointError, match=r"layer 'bert.encoder.layer.\d.attention.self.query' contains NaN"):
@@ -231,4 +231,4 @@ def test_nan_gradient_names_the_layer():
 def test_initialize_rejects_updates_for_other_layers(adapted):
     model, _, _, updates, _ = adapted
     with pytest.raises(KeyError, match="missing"):
-        lorasb.method.initialize(model, {k: v for k, v in list(updates.items())[1:]})
+        lorasb.initialize(model, {k: v for k, v in list(updates.items())[1:]})

@@ -124,8 +124,8 @@ def test_lora_sb_method_matches_the_plain_initialisation():
     """Through the cached SVD of −sign(ΣG), scaled by lr₁ afterwards: the same B·R·A as SVD(−lr₁·sign(ΣG))."""
     batches = bert_batches()
     reference = tiny_bert()
-    lorasb.method.attach(reference, BERT_TARGETS, rank=RANK)
-    lorasb.method.initialize(reference, lorasb.estimate_update(reference, batches, lr=LR))
+    lorasb.attach(reference, BERT_TARGETS, rank=RANK)
+    lorasb.initialize(reference, lorasb.estimate_update(reference, batches, lr=LR))
     model = tiny_bert()
     method = build_method("lora_sb", RANK)
     method.attach(model, BERT_TARGETS)
