@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
+from lorasb.checkpoints import UnsafeCheckpointError, refusing_unsafe
 from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers
 
 if TYPE_CHECKING:  # transformers loads only once an evaluation starts, so --help is quick
@@ -43,7 +44,8 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     if cfg.checkpoint and cfg.adapter:
         raise ValueError("give checkpoint=<file> or adapter=<folder>, not both")
     if cfg.checkpoint:
-        module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
+        with refusing_unsafe(cfg.checkpoint):
+            module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
         return merge(module.model.eval()), module.hparams.model["name_or_path"]
     model = load_causal_lm(cfg.model.name_or_path, cfg.model.get("dtype", "float32"))
     if cfg.adapter:
@@ -60,9 +62,9 @@ def main(cfg: DictConfig) -> None:
 
     try:
         check_config(cfg)
-    except ConfigError as err:  # the message says it all; no traceback
+        model, tokenizer_name = load_model(cfg)
+    except (ConfigError, UnsafeCheckpointError) as err:  # the message says it all; no traceback
         raise SystemExit(f"error: {err}") from None
-    model, tokenizer_name = load_model(cfg)
     scored = {"base_model": tokenizer_name, "adapter": cfg.adapter, "checkpoint": cfg.checkpoint}
     results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, scored, cfg.device)
     for name, result in results.items():

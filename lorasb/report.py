@@ -1,9 +1,10 @@
 """Compare the runs of a sweep: ``python -m lorasb.report <multirun or runs folder>``.
 
 Reads every job's ``metrics.json`` under the folder and writes, beside them, ``report.csv`` and
-``report.md`` (one row per task × method × rank: the main metric at its best and at the end,
+``report.md`` (one row per task × method × rank × lr: the main metric at its best and at the end,
 trainable parameters, init and training seconds, peak memory) and ``report.png`` (the main
-metric against the trainable parameters, log x, one series per method, a panel per task).
+metric against the trainable parameters, log x, one series per method (and lr, where a method
+ran at several), a panel per task).
 :func:`collect` gives the rows to other code (a notebook, say).
 """
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 COLUMNS = [
-    "task", "method", "rank", "metric", "best", "final", "trainable", "total",
+    "task", "method", "rank", "lr", "metric", "best", "final", "trainable", "total",
     "trainable_ratio", "init_seconds", "train_seconds", "peak_memory_mb", "run_dir",
 ]  # fmt: skip
 
@@ -31,6 +32,7 @@ def row(path: Path) -> dict:
         "task": run.get("task"),
         "method": run.get("method"),
         "rank": run.get("rank"),
+        "lr": f"auto ({summary['peak_lr']:g})" if run.get("lr") == "auto" and "peak_lr" in summary else run.get("lr"),
         "metric": metric,
         "best": summary.get("best", {}).get(metric),
         "final": summary.get("final", {}).get(metric),
@@ -55,7 +57,7 @@ def collect(root: str | Path) -> list[dict]:
             f"no runs under {root}: no metrics.json found; give a multirun folder "
             "(outputs/multirun/<date>/<time>) or a folder of finished runs"
         )
-    return sorted(rows, key=lambda r: (str(r["task"]), str(r["method"]), r["rank"] or 0, r["run_dir"]))
+    return sorted(rows, key=lambda r: (str(r["task"]), str(r["method"]), r["rank"] or 0, str(r["lr"]), r["run_dir"]))
 
 
 def _cell(value) -> str:
@@ -71,6 +73,15 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _series(rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows of each method; by method and lr where one method ran at several lrs."""
+    series: dict[str, list[dict]] = {}
+    for r in rows:
+        several = len({str(o["lr"]) for o in rows if o["method"] == r["method"]}) > 1
+        series.setdefault(f"{r['method']} (lr {r['lr']})" if several else str(r["method"]), []).append(r)
+    return series
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """The main metric (best) against trainable parameters: a panel per task, a series per method."""
     import matplotlib
@@ -82,9 +93,9 @@ def plot(rows: list[dict], path: Path) -> None:
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for axis, task in zip(axes[0], tasks):
         chosen = [r for r in rows if str(r["task"]) == task and r["trainable"] and r["best"] is not None]
-        for method in sorted({r["method"] for r in chosen}):
-            points = sorted((r["trainable"], r["best"]) for r in chosen if r["method"] == method)
-            axis.plot(*zip(*points), marker="o", label=method)
+        for label, series in sorted(_series(chosen).items()):
+            points = sorted((r["trainable"], r["best"]) for r in series)
+            axis.plot(*zip(*points), marker="o", label=label)
         axis.set_xscale("log")
         axis.set_xlabel("trainable parameters (log scale)")
         axis.set_ylabel(f"{chosen[0]['metric'] if chosen else 'main metric'} (best)")

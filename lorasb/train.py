@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
+from lorasb.checkpoints import CheckpointMismatchError, UnsafeCheckpointError, refusing_unsafe
 from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
@@ -55,7 +56,9 @@ def build(cfg: DictConfig) -> Run:
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
-    datamodule = instantiate(cfg.data)
+    # optim.lr=auto scores its candidates on training rows held aside from training and validation
+    auto_lr = cfg.optim.lr == "auto"
+    datamodule = instantiate(cfg.data, **({"holdout": cfg.optim.auto_lr.holdout} if auto_lr else {}))
     datamodule.setup("fit")  # read and check the data before the model loads (Lightning's own call then finds it ready)
     return Run(
         cfg=cfg,
@@ -100,7 +103,8 @@ def fit(run: Run) -> None:
     try:
         if cfg.validate_before and ckpt_path is None:
             trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
-        trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path)
+        with refusing_unsafe(ckpt_path):
+            trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=ckpt_path, weights_only=True)
         if cfg.export_adapter and trainer.is_global_zero:
             untrained = untrained_reason(run)
             if untrained:
@@ -202,7 +206,7 @@ def main(cfg: DictConfig) -> float | None:
     log_through_hydra()
     try:
         summary = run(cfg)
-    except (ConfigError, FloatingPointError) as err:  # the message says it all (a non-finite loss: step, loss, hint)
+    except (ConfigError, FloatingPointError, UnsafeCheckpointError, CheckpointMismatchError) as err:  # the message says it all
         raise SystemExit(f"error: {err}") from None
     except ValueError as err:
         from lorasb.data.files import DataFileError  # imported already: the data were read

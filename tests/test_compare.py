@@ -93,7 +93,7 @@ def test_report_of_the_sweep(sweep):
     assert all(r["task"] == "mrpc" and r["metric"] == "val/f1" and r["best"] != "" for r in rows)
     assert [int(r["trainable"]) for r in rows if r["method"] == "lora_sb"] == [24 * 4 + HEAD, 24 * 16 + HEAD]
     table = (root / "sweep" / "report.md").read_text()
-    assert table.startswith("| task | method | rank | metric | best | final | trainable |") and table.count("\n") == 6
+    assert table.startswith("| task | method | rank | lr | metric | best | final | trainable |") and table.count("\n") == 6
     assert (root / "sweep" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -10,11 +10,11 @@ BAD_VALUES = {
     "rank=0": "rank=0: expected an integer ≥ 1",
     "rank=2.5": "rank=2.5: expected an integer ≥ 1",
     "seed=-1": "seed=-1: expected an integer ≥ 0",
-    "optim.lr=abc": "optim.lr=abc: expected a number > 0",
-    "optim.lr=-1": "optim.lr=-1: expected a number > 0",
-    "optim.lr=0": "optim.lr=0: expected a number > 0",
-    "optim.lr=nan": "optim.lr=nan: expected a number > 0",
-    "optim.lr=true": "optim.lr=True: expected a number > 0",
+    "optim.lr=abc": "optim.lr=abc: expected a number > 0 or auto",
+    "optim.lr=-1": "optim.lr=-1: expected a number > 0 or auto",
+    "optim.lr=0": "optim.lr=0: expected a number > 0 or auto",
+    "optim.lr=nan": "optim.lr=nan: expected a number > 0 or auto",
+    "optim.lr=true": "optim.lr=True: expected a number > 0 or auto",
     "optim.weight_decay=-0.1": "optim.weight_decay=-0.1: expected a number ≥ 0",
     "optim.betas=[0.9]": "optim.betas=[0.9]: expected two numbers in [0, 1)",
     "optim.betas=[0.9,1.0]": "optim.betas=[0.9, 1.0]: expected two numbers in [0, 1)",
@@ -62,7 +62,7 @@ def test_every_bad_value_is_reported_at_once(compose, no_build):
         lorasb.train.run(cfg)
     assert str(caught.value) == (
         "the config has 3 invalid values:\n"
-        "  optim.lr=-1: expected a number > 0\n"
+        "  optim.lr=-1: expected a number > 0 or auto\n"
         "  init.num_samples=0: expected an integer ≥ 1\n"
         "  data.train_limit=0: expected an integer ≥ 1 or null"
     )

@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 import lorasb.lightning.module
+from lorasb.checkpoints import CheckpointMismatchError
 from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run
@@ -37,6 +38,7 @@ TINY = [
     "data.max_length=32",
     "init.num_samples=4",
     "init.batch_size=4",
+    "optim.lr=1e-3",  # optim.lr=auto (the default) has its own tests: test_lr_search.py
     *QUIET,
 ]
 FAST_DEV_RUN = [*TINY, "++trainer.fast_dev_run=true"]
@@ -130,6 +132,7 @@ SHORT = [
     "data.max_length=32",
     "init.num_samples=16",
     "init.batch_size=16",
+    "optim.lr=1e-3",
     "trainer.max_epochs=1",
     *QUIET,
 ]
@@ -237,6 +240,20 @@ def resumed_run(short_run, composer, shared_data):
     second = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     return {"run_dir": run_dir, "first": first, "first_summary": first_summary, "second": second,
             "summary": summary, "estimate_calls": calls, **before}
+
+
+def test_resuming_with_other_settings_names_each_change(short_run, composer, tmp_path, shared_data):
+    run_dir, _, _ = short_run
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    overrides = [*SHORT, f"data.dir={shared_data}", "rank=8", "method.dropout=0.1", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"]
+    with pytest.raises(CheckpointMismatchError) as caught:
+        run(composer(overrides, tmp_path))
+    assert str(caught.value).splitlines() == [
+        "the checkpoint was trained with other settings than this run's:",
+        "  method.dropout: 0.0 in the checkpoint, 0.1 now",
+        "  rank: 24 in the checkpoint, 8 now",
+        "resume with the same settings, or start a new run (another hydra.run.dir, or resume=false)",
+    ]
 
 
 def logged_steps(run_dir: Path) -> set[int]:

@@ -97,7 +97,11 @@ RULES: tuple[Rule, ...] = (
     existing("ckpt_path", "file"),
     existing("checkpoint", "file"),  # evaluation: a training checkpoint
     existing("adapter", "folder"),  # evaluation: a PEFT adapter
-    positive("optim.lr"),
+    Rule("optim.lr", "a number > 0 or auto", lambda v: v == "auto" or (_is_number(v) and v > 0)),
+    Rule("optim.auto_lr.candidates", "a list of numbers > 0", lambda v: isinstance(v, list) and bool(v) and all(_is_number(x) and x > 0 for x in v)),
+    integer("optim.auto_lr.steps", 1),
+    integer("optim.auto_lr.batch_size", 1, nullable=True),
+    integer("optim.auto_lr.holdout", 1),
     non_negative("optim.weight_decay"),
     Rule("optim.betas", "two numbers in [0, 1)", _betas),
     one_of("optim.scheduler", SCHEDULES),

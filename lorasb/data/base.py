@@ -29,7 +29,9 @@ class TextDataModule(L.LightningDataModule):
         eval_batch_size: evaluation batch size (``None``: ``batch_size``).
         num_workers: DataLoader worker processes.
         train_limit, val_limit: keep only the first N rows of each split (quick runs).
-        seed: seed of the ``init_dataloader`` subset.
+        seed: seed of the ``init_dataloader`` subset and of the held-aside rows.
+        holdout: training rows held aside from both training and validation, at most a fifth
+            of them, at least one (``optim.lr=auto`` scores its candidate learning rates on them; 0: none).
 
     Subclasses implement ``setup`` so that ``setup("fit")`` sets ``train_dataset``.
     """
@@ -45,6 +47,7 @@ class TextDataModule(L.LightningDataModule):
         train_limit: int | None = None,
         val_limit: int | None = None,
         seed: int = 42,
+        holdout: int = 0,
     ):
         super().__init__()
         if isinstance(tokenizer, (str, os.PathLike)):
@@ -58,7 +61,9 @@ class TextDataModule(L.LightningDataModule):
         self.train_limit = train_limit
         self.val_limit = val_limit
         self.seed = seed
+        self.holdout = holdout
         self.train_dataset: Dataset | None = None
+        self.holdout_dataset: Dataset | None = None
         self.collate = self.build_collator()
 
     def build_collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
@@ -90,6 +95,28 @@ class TextDataModule(L.LightningDataModule):
             new_fingerprint=key,
             desc="tokenizing",
         )
+
+    def hold_aside(self, train: datasets.Dataset) -> datasets.Dataset:
+        """``train`` without ``holdout`` of its rows (at most a fifth of them, at least one), drawn
+        with ``seed``; they become ``holdout_dataset``."""
+        if not self.holdout:
+            return train
+        if len(train) < 2:
+            raise ValueError(
+                f"a training set of {len(train)} row cannot hold a row aside for optim.lr=auto: "
+                "set optim.lr to a number or raise data.train_limit"
+            )
+        count = max(1, min(self.holdout, len(train) // 5))
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed)).tolist()
+        self.holdout_dataset = train.select(sorted(order[:count]))
+        return train.select(sorted(order[count:]))
+
+    def holdout_dataloader(self) -> DataLoader:
+        """Loader over the held-aside training rows (:meth:`hold_aside`)."""
+        self._train_set()
+        if self.holdout_dataset is None:
+            raise ValueError("no training rows are held aside: set data.holdout (optim.auto_lr.holdout) above 0")
+        return self._loader(self.holdout_dataset, self.eval_batch_size)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
         return DataLoader(

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning as L
@@ -22,12 +22,14 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from lorasb.checkpoints import CheckpointMismatchError, changed_settings
 from lorasb.method.attach import count_parameters
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients, reduced
 from lorasb.method.initialize import SVDConfig
 from lorasb.method.methods import build_method
 from lorasb.lightning.diagnostics import log_layers
+from lorasb.lightning.lr_search import SearchResult, search_lr
 from lorasb.lightning.schedule import lr_factor
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,9 @@ class LoraSBModule(L.LightningModule):
             rates, read by the config) is not the method's.
         init: ``num_samples`` and ``batch_size`` of the gradient estimate; ``svd`` options
             (:class:`lorasb.SVDConfig`).
-        optim: ``lr``, ``weight_decay``, ``betas``, ``scheduler`` (linear, cosine, constant),
-            ``warmup_ratio``.
+        optim: ``lr`` (a number, or ``auto``: chosen by a range test over ``auto_lr``'s
+            ``candidates``, see :mod:`lorasb.lightning.lr_search`), ``weight_decay``, ``betas``,
+            ``scheduler`` (linear, cosine, constant), ``warmup_ratio``.
         gradient_cache: ``dir`` (None: no cache) and ``depends_on``, what the summed gradient
             depends on (:class:`lorasb.method.cache.GradientCache`).
     """
@@ -70,20 +73,28 @@ class LoraSBModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if bool(self.sb_initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
             return
-        lr = self.first_step_lr()
         cache_cfg = self.hparams.gradient_cache or {}
         cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
         start = time.perf_counter()
         gradients = cache.gradients(self._estimate_gradients, device=self.device) if self.method.needs_gradients else None
         gradient_seconds = time.perf_counter() - start
         memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
-        stats = self.method.initialize(self.model, gradients, lr, memo)
+
+        def initialize(peak_lr: float) -> dict:
+            return self.method.initialize(self.model, gradients, self.first_step_lr(peak_lr), memo)
+
+        peak_lr, search = self.hparams.optim["lr"], None
+        if peak_lr == "auto":
+            search = self._search_lr(initialize)
+            peak_lr = search.lr
+            self._set_peak_lr(peak_lr)
+        stats = initialize(peak_lr)
         self._broadcast_initialized()
         if self.trainer.is_global_zero:
             self.method.save_initial(self.model, self.initial_adapter_dir)
         self.sb_initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
-        self._report_init(lr, gradients, stats, gradient_seconds)
+        self._report_init(self.first_step_lr(peak_lr), gradients, stats, gradient_seconds, search)
 
     def _estimate_gradients(self) -> Gradients:
         """ΣG of the method's target weights over ``init.num_samples`` training samples (all processes)."""
@@ -107,28 +118,72 @@ class LoraSBModule(L.LightningModule):
         counts = self._sum_across_processes(torch.tensor([len(loader), len(loader.dataset)], device=self.device))
         return Gradients(reduced(sums, self._sum_across_processes), batches=int(counts[0]), samples=int(counts[1]))
 
-    def first_step_lr(self) -> float:
-        """lr₁ of the estimated first step, as ``init.first_lr`` says.
+    def first_step_lr(self, peak_lr: float) -> float:
+        """lr₁ of the estimated first step for a run whose peak lr is ``peak_lr``, as ``init.first_lr`` says.
 
         ``schedule`` (default): the lr the configured schedule gives the first optimizer step
-        (lr / warm-up steps under linear warm-up). ``reference``: the reference implementation's
+        (peak / warm-up steps under linear warm-up). ``reference``: the reference implementation's
         value, lr / (warmup_ratio · batches of its estimation loader over the whole training
         set · epochs), which counts batches of ``init.batch_size`` rather than optimizer steps
         (about 10× smaller than ``schedule`` for the paper's MetaMathQA setting). A number: that lr.
         """
         choice = self.hparams.init.get("first_lr", "schedule")
         if choice == "schedule":
-            return self.trainer.optimizers[0].param_groups[0]["lr"]
+            return peak_lr * self._scheduler.lr_lambdas[0](0)
         if choice == "reference":
-            optim = self.hparams.optim
-            if not optim.get("warmup_ratio"):
+            warmup_ratio = self.hparams.optim.get("warmup_ratio")
+            if not warmup_ratio:
                 raise ValueError("init.first_lr=reference divides by optim.warmup_ratio, which is 0; set a warm-up or init.first_lr=schedule")
             rows = len(self.trainer.datamodule.train_dataset)
             batches = math.ceil(rows / self.hparams.init["batch_size"])
-            return optim["lr"] / (optim["warmup_ratio"] * batches * self.trainer.max_epochs)
+            return peak_lr / (warmup_ratio * batches * self.trainer.max_epochs)
         if isinstance(choice, (int, float)) and choice > 0:
             return float(choice)
         raise ValueError(f"init.first_lr={choice!r}: choose schedule, reference or a positive number")
+
+    @property
+    def _scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        return self.trainer.lr_scheduler_configs[0].scheduler
+
+    def _set_peak_lr(self, peak_lr: float) -> None:
+        """Make ``peak_lr`` the optimizer's lr before the first step (the schedule scales it from there)."""
+        scheduler = self._scheduler
+        scheduler.base_lrs = [peak_lr] * len(scheduler.base_lrs)
+        for group, factor in zip(scheduler.optimizer.param_groups, scheduler.lr_lambdas):
+            group["initial_lr"] = peak_lr
+            group["lr"] = peak_lr * factor(scheduler.last_epoch)
+
+    def _search_lr(self, initialize) -> SearchResult:
+        """``optim.lr=auto``: a range test over ``optim.auto_lr.candidates`` (:mod:`lorasb.lightning.lr_search`).
+
+        Every process runs the same test on the same rows; rank 0's choice is used by all.
+        """
+        options, optim = self.hparams.optim["auto_lr"], self.hparams.optim
+        datamodule = self.trainer.datamodule
+        if not hasattr(datamodule, "holdout_dataloader"):
+            raise TypeError("optim.lr=auto needs a lorasb data module (one with holdout_dataloader)")
+        steps, batch_size = options["steps"], options.get("batch_size") or datamodule.batch_size
+        train_rows = min(steps * batch_size, len(datamodule.train_dataset))
+        to_device = self.trainer.strategy.batch_to_device
+        train = [to_device(b) for b in datamodule.init_dataloader(train_rows, batch_size)]
+        holdout = [to_device(b) for b in datamodule.holdout_dataloader()]
+        result = search_lr(
+            self.model,
+            [float(lr) for lr in options["candidates"]],
+            initialize,
+            self.initialized_names(),
+            train,
+            holdout,
+            {"weight_decay": optim.get("weight_decay", 0.0), "betas": tuple(optim.get("betas", (0.9, 0.999)))},
+            clip_norm=self.trainer.gradient_clip_val,
+            seed=datamodule.seed,
+            forward_context=self.trainer.precision_plugin.forward_context,
+        )
+        if self.trainer.world_size > 1:
+            result = replace(result, lr=self.trainer.strategy.broadcast(result.lr, src=0))
+        scores = ", ".join(f"{lr:g}: {score:.4f}" for lr, score in result.scores.items())
+        log.info("optim.lr=auto chose %g in %.1fs (held-out loss after %d steps: %s)", result.lr, result.seconds, steps, scores)
+        return result
 
     def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
@@ -144,7 +199,9 @@ class LoraSBModule(L.LightningModule):
         """Parameter names (in ``self.model``) of what the initialisation writes or training changes."""
         return {name for name, p in self.model.named_parameters() if p.requires_grad} | self.method.kept(self.model)
 
-    def _report_init(self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float) -> None:
+    def _report_init(
+        self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float, search: SearchResult | None
+    ) -> None:
         """Init figures to the loggers (step 0) and ``init_stats.json``; one line printed."""
         counts = self.parameter_counts()
         figures = {
@@ -160,6 +217,10 @@ class LoraSBModule(L.LightningModule):
             figures["init/relative_error_mean"] = sum(s.relative_error for s in stats.values()) / len(stats)
             figures["init/energy_mean"] = sum(s.energy for s in stats.values()) / len(stats)
             figures |= {f"init/relative_error/{name}": s.relative_error for name, s in stats.items()}
+        if search is not None:
+            figures["init/auto_lr"] = search.lr
+            figures["init/auto_lr_seconds"] = search.seconds
+            figures |= {f"init/auto_lr/loss_at_{lr:g}": score for lr, score in search.scores.items()}
         for logger in self.loggers:
             logger.log_metrics(figures, step=0)
         if not self.trainer.is_global_zero:
@@ -176,6 +237,8 @@ class LoraSBModule(L.LightningModule):
             "gradient_seconds": gradient_seconds,
             "layers": {name: asdict(s) for name, s in stats.items()},
         }
+        if search is not None:
+            record["auto_lr"] = {"lr": search.lr, "seconds": search.seconds, "held_out_loss": {f"{lr:g}": v for lr, v in search.scores.items()}}
         (run_dir / "init_stats.json").write_text(json.dumps(record, indent=1))
         line = f"{self.method.name} initialised in {self.init_seconds:.1f}s"
         if gradients is not None:
@@ -189,8 +252,9 @@ class LoraSBModule(L.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.optim
         params = [p for p in self.model.parameters() if p.requires_grad]
+        peak_lr = 0.0 if optim["lr"] == "auto" else optim["lr"]  # auto: set in on_fit_start
         optimizer = torch.optim.AdamW(
-            params, lr=optim["lr"], weight_decay=optim.get("weight_decay", 0.0), betas=tuple(optim.get("betas", (0.9, 0.999)))
+            params, lr=peak_lr, weight_decay=optim.get("weight_decay", 0.0), betas=tuple(optim.get("betas", (0.9, 0.999)))
         )
         factor = lr_factor(optim.get("scheduler", "linear"), self.trainer.estimated_stepping_batches, optim.get("warmup_ratio", 0.0))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -213,8 +277,16 @@ class LoraSBModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("model.") or k in kept}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Refuse a checkpoint that lacks a trained tensor or holds tensors this model does not have,
-        then complete it with the frozen pretrained weights this module was built with."""
+        """Refuse a checkpoint trained with other settings (naming each), or one that lacks a trained
+        tensor or holds tensors this model does not have; then complete it with the frozen
+        pretrained weights this module was built with."""
+        # where the gradient cache lies and what it is keyed by cannot change what was trained
+        changes = changed_settings(checkpoint.get("hyper_parameters", {}), self.hparams, ignored=("gradient_cache",))
+        if changes:
+            raise CheckpointMismatchError(
+                "the checkpoint was trained with other settings than this run's:\n  " + "\n  ".join(changes)
+                + "\nresume with the same settings, or start a new run (another hydra.run.dir, or resume=false)"
+            )
         saved = checkpoint["state_dict"]
         own = self.state_dict()
         lost = sorted(self.trained_keys() - saved.keys())

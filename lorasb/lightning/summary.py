@@ -34,7 +34,8 @@ class RunSummary(L.Callback):
     over the validation epochs (lowest for losses, highest otherwise); parameter counts;
     ``init_seconds`` (the method's initialisation: gradient estimate and SVDs), ``train_seconds``
     and ``peak_memory_mb`` (the accelerator's peak allocation, on a CPU the process's peak
-    resident size); ``steps``, the optimizer steps taken (0: nothing was trained); ``diverged``,
+    resident size); ``steps``, the optimizer steps taken (0: nothing was trained); ``peak_lr``,
+    the learning rate the schedule scales (the one ``optim.lr=auto`` chose); ``diverged``,
     where a :class:`TrainingGuard` stopped a diverging run; ``baseline``: the scores of a
     constant prediction, when the data module offers them (GLUE: the majority class); ``run``:
     what identifies the run in a comparison (task, method, rank, main metric), as given.
@@ -69,6 +70,8 @@ class RunSummary(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.summary["steps"] = trainer.global_step
+        if trainer.lr_scheduler_configs:  # the peak lr trained with (what optim.lr=auto chose)
+            self.summary["peak_lr"] = trainer.lr_scheduler_configs[0].scheduler.base_lrs[0]
         guard = next((c for c in trainer.callbacks if isinstance(c, TrainingGuard)), None)
         if guard is not None and guard.diverged:
             self.summary["diverged"] = guard.diverged

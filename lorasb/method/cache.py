@@ -69,13 +69,14 @@ class GradientCache:
         self.dir = Path(root) / cache_key(depends_on) if root is not None else None
         self.depends_on = dict(depends_on)
         self.writer = writer
+        self._memos: dict[str, Tensors] = {}  # this process's: a name is read or computed once
 
     def gradients(self, compute: Callable[[], Gradients], device: torch.device | str = "cpu") -> Gradients:
         """The cached ΣG, else ``compute()`` (stored for the next job)."""
         meta_path = self.dir / "meta.json" if self.dir is not None else None
         if meta_path is not None and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
-            sums = {name: torch.load(self.dir / "gradients" / f"{name}.pt", map_location=device) for name in meta["layers"]}
+            sums = {name: torch.load(self.dir / "gradients" / f"{name}.pt", map_location=device, weights_only=True) for name in meta["layers"]}
             log.info("gradient cache hit: %d layers from %s", len(sums), self.dir)
             return Gradients(sums, meta["batches"], meta["samples"], cached=True)
         result = compute()
@@ -88,12 +89,17 @@ class GradientCache:
         return result
 
     def memo(self, name: str, compute: Callable[[], Tensors], device: torch.device | str = "cpu") -> Tensors:
-        """Tensors derived from ΣG stored as ``<key>/<name>.pt``: loaded when present, else computed and stored."""
+        """Tensors derived from ΣG stored as ``<key>/<name>.pt``: loaded when present, else computed and
+        stored; kept in memory too, so asking again (``optim.lr=auto``'s candidates) costs nothing."""
+        if name in self._memos:
+            return self._memos[name]
         path = self.dir / f"{name}.pt" if self.dir is not None else None
         if path is not None and path.is_file():
-            log.info("gradient cache hit: %s", path)
-            return torch.load(path, map_location=device)
-        tensors = compute()
-        if path is not None and self.writer:
-            _atomic_write(path, lambda target: torch.save({k: v.cpu() for k, v in tensors.items()}, target))
+            log.debug("gradient cache hit: %s", path)
+            tensors = torch.load(path, map_location=device, weights_only=True)
+        else:
+            tensors = compute()
+            if path is not None and self.writer:
+                _atomic_write(path, lambda target: torch.save({k: v.cpu() for k, v in tensors.items()}, target))
+        self._memos[name] = tensors
         return tensors

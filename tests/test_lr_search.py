@@ -1,0 +1,110 @@
+"""optim.lr=auto: the range test, its held-aside rows, and a run that trains at the lr it chose."""
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+
+from lorasb.data import GlueDataModule
+from lorasb.lightning.lr_search import held_out_loss, search_lr, take_steps
+from lorasb.method.cache import Gradients
+from lorasb.method.methods import build_method
+from lorasb.train import run
+from tiny_models import BERT_TARGETS, bert_batches, tiny_bert
+
+OPTIMIZER = {"weight_decay": 0.0, "betas": (0.9, 0.999)}
+
+
+def sb_model(rank=4):
+    """A tiny BERT with LoRA-SB adapters initialised (for peak lr ``lr``) by the returned function."""
+    model = tiny_bert()
+    method = build_method("lora_sb", rank)
+    model = method.attach(model, BERT_TARGETS, ["classifier"])
+    sums = {name: torch.randn(w.shape, dtype=w.dtype, generator=torch.Generator().manual_seed(7)) for name, w in method.target_weights(model).items()}
+    gradients = Gradients(sums, batches=1, samples=4)
+
+    def initialize(lr):
+        return method.initialize(model, gradients, lr / 10)  # lr₁: a tenth of the peak, as under warm-up
+
+    names = {n for n, p in model.named_parameters() if p.requires_grad} | method.kept(model)
+    return model, initialize, names
+
+
+def search(model, initialize, names, candidates, seed=0):
+    train, holdout = bert_batches(count=4, seed=1), bert_batches(count=2, seed=2)
+    return search_lr(model, candidates, initialize, names, train, holdout, OPTIMIZER, seed=seed)
+
+
+def test_the_lowest_held_out_loss_wins_and_every_tensor_is_put_back():
+    model, initialize, names = sb_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = search(model, initialize, names, [1e-4, 1e-2, 1.0])
+    assert result.lr == min(result.scores, key=result.scores.get)
+    assert set(result.scores) == {1e-4, 1e-2, 1.0} and all(math.isfinite(s) for s in result.scores.values())
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_each_score_is_that_lr_s_steps_from_its_own_initialisation():
+    """A candidate's score is exactly: initialise for it, take the steps, measure the held-aside loss."""
+    model, initialize, names = sb_model()
+    result = search(model, initialize, names, [3e-3, 3e-2])
+    for lr in (3e-3, 3e-2):
+        fresh, fresh_init, _ = sb_model()
+        fresh_init(lr)
+        take_steps(fresh, lr, bert_batches(count=4, seed=1), OPTIMIZER)
+        assert result.scores[lr] == pytest.approx(held_out_loss(fresh, bert_batches(count=2, seed=2)), rel=1e-12)
+    # the same search again scores the same (same batches, same draws)
+    assert search(model, initialize, names, [3e-3, 3e-2]).scores == result.scores
+
+
+def test_a_search_where_every_candidate_diverges_names_the_fix():
+    model, initialize, names = sb_model()
+    with pytest.raises(FloatingPointError, match=r"every candidate lr \(inf\) gave a non-finite loss.*optim.auto_lr.candidates"):
+        search(model, initialize, names, [math.inf])
+
+
+def test_held_aside_rows_are_out_of_the_training_set(shared_data, minilm_dir):
+    def module(holdout):
+        data = GlueDataModule("mrpc", tokenizer=str(minilm_dir), dir=shared_data, train_limit=200, holdout=holdout)
+        data.setup("fit")
+        return data
+
+    plain, held = module(0), module(30)
+    rows = lambda dataset: [tuple(ids) for ids in dataset["input_ids"]]  # noqa: E731
+    assert len(held.holdout_dataset) == 30 and len(held.train_dataset) == 170
+    assert sorted(rows(held.train_dataset) + rows(held.holdout_dataset)) == sorted(rows(plain.train_dataset))
+    assert rows(module(30).holdout_dataset) == rows(held.holdout_dataset)  # drawn with the seed
+    assert len(module(500).holdout_dataset) == 40  # at most a fifth
+    with pytest.raises(ValueError, match="no training rows are held aside"):
+        plain.holdout_dataloader()
+
+
+def test_a_run_trains_at_the_lr_it_chose(composer, tmp_path, shared_data):
+    overrides = [
+        "model=minilm", "task=glue/mrpc", "logger=csv", f"data.dir={shared_data}", "data.train_limit=80",
+        "data.val_limit=16", "data.max_length=32", "data.batch_size=16", "init.num_samples=8", "init.batch_size=8",
+        "optim.auto_lr.steps=2", "optim.auto_lr.holdout=16", "optim.warmup_ratio=0.5", "trainer.max_epochs=1",
+        "++trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    cfg = composer(overrides, tmp_path)
+    assert cfg.optim.lr == "auto"  # LoRA-SB's default on encoders
+    run(cfg)
+    stats = json.loads((tmp_path / "init_stats.json").read_text())
+    chosen, scores = stats["auto_lr"]["lr"], stats["auto_lr"]["held_out_loss"]
+    assert set(scores) == {f"{lr:g}" for lr in cfg.method.lr.search.encoder}
+    assert f"{chosen:g}" == min(scores, key=scores.get)
+    # 64 training rows (16 held aside) in 4 steps, 2 of warm-up: lr₁ = chosen / 2, then the peak
+    assert stats["first_step_lr"] == pytest.approx(chosen / 2, rel=1e-12)
+    (log,) = (tmp_path / "logs").rglob("metrics.csv")
+    with open(log) as file:
+        rows = list(csv.DictReader(file))
+    lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
+    assert max(lrs) == pytest.approx(chosen, rel=1e-12) and len(lrs) == 4
+    assert float(next(r["init/auto_lr"] for r in rows if r.get("init/auto_lr"))) == pytest.approx(chosen)
+    assert json.loads((tmp_path / "metrics.json").read_text())["peak_lr"] == chosen
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert checkpoint["lr_schedulers"][0]["base_lrs"] == [chosen]  # a resumed run keeps it
