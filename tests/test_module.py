@@ -23,3 +23,18 @@ def test_only_cores_and_head_train(module):
     assert trainable == {n for n in trainable if n.endswith("lora_R")} | {"classifier.weight", "classifier.bias"}
     assert module.parameter_counts()["trainable"] == 12 * 4 * 4 + 384 * 2 + 2
     assert module.monitor == "val/f1"
+
+
+def test_a_sharding_strategy_is_refused_for_a_method_initialised_in_fit(module, monkeypatch):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    trainer = SimpleNamespace(strategy=FSDPStrategy())
+    monkeypatch.setattr(type(module), "trainer", property(lambda self: trainer))
+    with pytest.raises(ValueError, match=r"method=lora_sb writes its initialisation into whole tensors, which FSDPStrategy holds in shards.*use trainer=ddp"):
+        module._refuse_sharding_strategy()
+    from lorasb.method.methods import build_method
+
+    monkeypatch.setattr(module, "method", build_method("full", 4))
+    module._refuse_sharding_strategy()  # full fine-tuning has nothing to write after sharding

@@ -27,7 +27,7 @@ from lorasb.method.attach import count_parameters
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients, reduced
 from lorasb.method.initialize import SVDConfig
-from lorasb.method.methods import build_method
+from lorasb.method.methods import Method, build_method
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.lr_search import SearchResult, search_lr
 from lorasb.lightning.schedule import lr_factor
@@ -73,6 +73,7 @@ class LoraSBModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if bool(self.sb_initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
             return
+        self._refuse_sharding_strategy()
         cache_cfg = self.hparams.gradient_cache or {}
         cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
         start = time.perf_counter()
@@ -96,6 +97,18 @@ class LoraSBModule(L.LightningModule):
         self.init_seconds = time.perf_counter() - start
         self._report_init(self.first_step_lr(peak_lr), gradients, stats, gradient_seconds, search)
 
+    def _refuse_sharding_strategy(self) -> None:
+        """A method whose initialisation writes whole tensors cannot run where they are held in shards."""
+        from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+
+        strategy = self.trainer.strategy
+        if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy)) and type(self.method).initialize is not Method.initialize:
+            raise ValueError(
+                f"method={self.method.name} writes its initialisation into whole tensors, which "
+                f"{type(strategy).__name__} holds in shards across processes: use trainer=ddp (the trained "
+                "parameters and their optimizer state are small enough to keep on every process)"
+            )
+
     def _estimate_gradients(self) -> Gradients:
         """ΣG of the method's target weights over ``init.num_samples`` training samples (all processes)."""
         init = self.hparams.init
@@ -107,14 +120,18 @@ class LoraSBModule(L.LightningModule):
         )
         batches = (self.trainer.strategy.batch_to_device(batch) for batch in loader)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
-        with self.trainer.precision_plugin.forward_context():
-            sums = accumulate_gradients(
-                self.model,
-                batches,
-                self.method.target_weights(self.model),
-                progress=self.trainer.is_global_zero,
-                loss_scale=scaler.get_scale() if scaler is not None else 1.0,
-            )
+        weights = self.method.target_weights(self.model)
+        if len(loader.dataset) == 0:  # more processes than init samples: this one adds nothing to the sum
+            sums = {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in weights.items()}
+        else:
+            with self.trainer.precision_plugin.forward_context():
+                sums = accumulate_gradients(
+                    self.model,
+                    batches,
+                    weights,
+                    progress=self.trainer.is_global_zero,
+                    loss_scale=scaler.get_scale() if scaler is not None else 1.0,
+                )
         counts = self._sum_across_processes(torch.tensor([len(loader), len(loader.dataset)], device=self.device))
         return Gradients(reduced(sums, self._sum_across_processes), batches=int(counts[0]), samples=int(counts[1]))
 
