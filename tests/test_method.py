@@ -1,6 +1,7 @@
 """Exact invariants of the method on tiny float64 models."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -155,12 +156,23 @@ def test_export_peft_loads_in_peft_with_the_same_logits(adapted, tmp_path):
         model.classifier.weight.mul_(3.0)
         for layer in lorasb.adapters(model).values():
             layer.lora_R.add_(0.1 * torch.randn_like(layer.lora_R))
-    lorasb.export_peft(model, tmp_path, modules_to_save=["classifier"])
+    lorasb.export_peft(model, tmp_path)  # as the README calls it: the trained head is found and saved
 
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["modules_to_save"] == ["classifier"] and config["task_type"] == "SEQ_CLS"
     served = PeftModel.from_pretrained(plain, tmp_path).eval()
     model.eval()
     for batch in batches:
         torch.testing.assert_close(served(**batch).logits, model(**batch).logits)
+
+
+def test_export_peft_records_where_the_base_model_came_from(tmp_path, minilm_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2)
+    lorasb.attach(model, ["query"], rank=2)
+    config = json.loads((lorasb.export_peft(model, tmp_path, modules_to_save=[]) / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(minilm_dir) and config["modules_to_save"] is None
 
 
 def test_llama_update_and_init_cover_all_projections():

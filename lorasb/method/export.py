@@ -19,16 +19,41 @@ from lorasb.method.attach import adapters, matches
 PREFIX = "base_model.model."
 
 
+TASK_TYPES = {  # PEFT's task_type by the Hugging Face model class's suffix
+    "ForSequenceClassification": "SEQ_CLS",
+    "ForCausalLM": "CAUSAL_LM",
+    "ForTokenClassification": "TOKEN_CLS",
+    "ForQuestionAnswering": "QUESTION_ANS",
+}
+
+
+def trained_modules(model: nn.Module) -> list[str]:
+    """The modules outside the LoRA-SB layers whose parameters train (a classification head)."""
+    layers = adapters(model)
+    inside = lambda name: any(name.startswith(f"{layer}.") for layer in layers)  # noqa: E731
+    owners = [name.rsplit(".", 1)[0] for name, p in model.named_parameters() if p.requires_grad and not inside(name)]
+    return sorted(set(owners))
+
+
+def task_type(model: nn.Module) -> str | None:
+    """PEFT's task type of a Hugging Face model (``SEQ_CLS``, ``CAUSAL_LM``, ...), None if unknown."""
+    name = type(model).__name__
+    return next((kind for suffix, kind in TASK_TYPES.items() if name.endswith(suffix)), None)
+
+
 def export_peft(
     model: nn.Module,
     out_dir: str | Path,
-    modules_to_save: Iterable[str] = (),
+    modules_to_save: Iterable[str] | None = None,
     base_model_name_or_path: str | None = None,
 ) -> Path:
     """Write ``adapter_config.json`` and ``adapter_model.safetensors`` into ``out_dir``.
 
     ``modules_to_save`` names modules stored whole beside the adapter (a classification head
-    trained with it, e.g. ``["classifier"]``), matched the way PEFT matches them.
+    trained with it), matched the way PEFT matches them; by default every module outside the
+    adapters that trains (:func:`trained_modules`). ``base_model_name_or_path`` defaults to
+    where the model was loaded from, and the task type comes from the model's class, so
+    ``peft.AutoPeftModelFor…`` and ``PeftModel.from_pretrained`` rebuild it as trained.
     """
     layers = adapters(model)
     if not layers:
@@ -39,7 +64,7 @@ def export_peft(
     if len(ranks) > 1 or len(scalings) > 1:
         raise ValueError(f"every layer must share one rank and scaling to export, found ranks {ranks}, scalings {scalings}")
     rank, scaling = ranks.pop(), scalings.pop()
-    saved = list(modules_to_save)
+    saved = trained_modules(model) if modules_to_save is None else list(modules_to_save)
 
     tensors = {}
     for name, layer in layers.items():
@@ -56,8 +81,8 @@ def export_peft(
 
     config = {
         "peft_type": "LORA",
-        "task_type": None,
-        "base_model_name_or_path": base_model_name_or_path,
+        "task_type": task_type(model),
+        "base_model_name_or_path": base_model_name_or_path or getattr(model, "name_or_path", None) or None,
         "r": rank,
         "lora_alpha": scaling * rank,
         "lora_dropout": max(dropouts),
