@@ -17,8 +17,8 @@ class UnsafeCheckpointError(ValueError):
     """A checkpoint holds Python objects beyond tensors and plain data."""
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint was trained with other settings than the run that resumes from it."""
+class CheckpointError(ValueError):
+    """A checkpoint a run cannot resume from: trained with other settings, or damaged."""
 
 
 def _flat(settings: Mapping, prefix: str = "") -> dict[str, object]:

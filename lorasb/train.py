@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lorasb.checkpoints import CheckpointMismatchError, UnsafeCheckpointError, refusing_unsafe
+from lorasb.checkpoints import CheckpointError, UnsafeCheckpointError, refusing_unsafe
 from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
@@ -88,9 +88,29 @@ def resume_from(run: Run) -> str | None:
             raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
         return str(cfg.ckpt_path)
     checkpoint = run.trainer.checkpoint_callback
-    if cfg.resume and checkpoint is not None:
-        last = Path(checkpoint.dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
-        return "last" if last.is_file() else None
+    if not cfg.resume or checkpoint is None:
+        return None
+    folder = Path(checkpoint.dirpath)
+    last, best = folder / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}", folder / f"best{checkpoint.FILE_EXTENSION}"
+    if not last.is_file():
+        return None
+    damage = unreadable(last)
+    if damage is None:
+        return "last"
+    if best.is_file() and unreadable(best) is None:
+        log.warning("%s cannot be read (%s): resuming from %s, the latest good checkpoint", last, damage, best)
+        return str(best)
+    raise CheckpointError(f"{last} cannot be read ({damage}) and no good checkpoint is beside it: start a new run (resume=false)")
+
+
+def unreadable(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be read (a truncated or damaged file), or None."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError) as err:
+        return str(err).splitlines()[0]
     return None
 
 
@@ -206,7 +226,7 @@ def main(cfg: DictConfig) -> float | None:
     log_through_hydra()
     try:
         summary = run(cfg)
-    except (ConfigError, FloatingPointError, UnsafeCheckpointError, CheckpointMismatchError) as err:  # the message says it all
+    except (ConfigError, FloatingPointError, UnsafeCheckpointError, CheckpointError) as err:  # the message says it all
         raise SystemExit(f"error: {err}") from None
     except ValueError as err:
         from lorasb.data.files import DataFileError  # imported already: the data were read

@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import torch
 from omegaconf import OmegaConf
 
 import lorasb.lightning.module
-from lorasb.checkpoints import CheckpointMismatchError
+import lorasb.train
+from lorasb.checkpoints import CheckpointError
 from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run
@@ -246,7 +248,7 @@ def test_resuming_with_other_settings_names_each_change(short_run, composer, tmp
     run_dir, _, _ = short_run
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     overrides = [*SHORT, f"data.dir={shared_data}", "rank=8", "method.dropout=0.1", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"]
-    with pytest.raises(CheckpointMismatchError) as caught:
+    with pytest.raises(CheckpointError) as caught:
         run(composer(overrides, tmp_path))
     assert str(caught.value).splitlines() == [
         "the checkpoint was trained with other settings than this run's:",
@@ -254,6 +256,20 @@ def test_resuming_with_other_settings_names_each_change(short_run, composer, tmp
         "  rank: 24 in the checkpoint, 8 now",
         "resume with the same settings, or start a new run (another hydra.run.dir, or resume=false)",
     ]
+
+
+def test_a_damaged_last_checkpoint_is_named_and_the_best_one_resumed(short_run, composer, tmp_path, shared_data, caplog):
+    run_dir, _, _ = short_run
+    shutil.copytree(run_dir / "checkpoints", tmp_path / "checkpoints")
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:5000])  # a disk that filled up, a bad copy
+    caplog.set_level(logging.WARNING)
+    resumed = lorasb.train.build(composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=2"], tmp_path))
+    assert lorasb.train.resume_from(resumed) == str(tmp_path / "checkpoints" / "best.ckpt")
+    assert f"{last} cannot be read (" in caplog.text and "resuming from" in caplog.text
+    (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"{last} cannot be read .* no good checkpoint is beside it"):
+        lorasb.train.resume_from(resumed)
 
 
 def logged_steps(run_dir: Path) -> set[int]:

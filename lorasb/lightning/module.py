@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lorasb.checkpoints import CheckpointMismatchError, changed_settings
+from lorasb.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients, reduced
@@ -300,7 +300,7 @@ class LoraSBModule(L.LightningModule):
         # where the gradient cache lies and what it is keyed by cannot change what was trained
         changes = changed_settings(checkpoint.get("hyper_parameters", {}), self.hparams, ignored=("gradient_cache",))
         if changes:
-            raise CheckpointMismatchError(
+            raise CheckpointError(
                 "the checkpoint was trained with other settings than this run's:\n  " + "\n  ".join(changes)
                 + "\nresume with the same settings, or start a new run (another hydra.run.dir, or resume=false)"
             )
