@@ -157,6 +157,21 @@ def test_rank_override(compose):
     assert cfg.module.rank == 8
 
 
+def test_a_sweep_runs_through_the_submitit_launcher(tmp_path, glue_fixtures):
+    """``hydra/launcher=submitit_local`` runs each job as its own process, as submitit_slurm does on a cluster."""
+    sweep = tmp_path / "sweep"
+    result = cli(
+        "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", "rank=2,4", "task=glue/rte",
+        f"data.dir={glue_fixtures}", "++trainer.fast_dev_run=true", "data.max_length=32", "init.num_samples=2",
+        "validate_before=false", "export_adapter=false", f"gradient_cache.dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for number, rank in enumerate((2, 4)):
+        job = sweep / f"{number}_rank={rank}"  # named after what the sweep varies, as under the basic launcher
+        assert json.loads((job / "metrics.json").read_text())["parameters"]["trainable"] == 24 * rank**2 + (384 * 2 + 2)
+    assert len(list((sweep / ".submitit").glob("*/*_0_result.pkl"))) == 2  # two submitit jobs, each its own process
+
+
 def test_multirun_sweeps_rank(tmp_path, glue_fixtures):
     """``-m rank=8,16,24`` launches three jobs, each with its own rank (and adapter size).
 

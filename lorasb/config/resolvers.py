@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -59,17 +60,27 @@ def sweep_group(default: str) -> str:
 SWEEP = re.compile(r",|^(range|choice|glob|interval)\(")  # a value that sweeps
 
 
+def _command_line(job) -> list[str]:
+    """The overrides the multirun was started with (its ``multirun.yaml``, which every launcher
+    writes before the jobs start, in this process or another); else this process's arguments."""
+    from hydra.types import RunMode
+
+    saved = Path(job.sweep.dir) / "multirun.yaml"
+    if job.mode == RunMode.MULTIRUN and saved.is_file():
+        return list(OmegaConf.load(saved).hydra.overrides.task)
+    return [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+
+
 def _swept_keys(job) -> set[str]:
-    """The keys a multirun sweeps: on the command line (this process's) or in ``hydra.sweeper.params``."""
-    given = [arg.split("=", 1) for arg in sys.argv[1:] if "=" in arg and not arg.startswith("-")]
+    """The keys a multirun sweeps: on its command line or in ``hydra.sweeper.params``."""
+    given = [arg.split("=", 1) for arg in _command_line(job) if "=" in arg]
     given += [(key, str(value)) for key, value in (job.sweeper.get("params") or {}).items()]
     return {key.lstrip("+~") for key, value in given if SWEEP.search(re.sub(r"\[[^\]]*\]", "", value))}  # [a,b] is one value
 
 
 def job_name(default: str = "run") -> str:
     """The job's swept overrides as a name (``method=lora,rank=16``); all its overrides when it
-    sweeps nothing (a single run, or a launcher that runs jobs in other processes); ``default``
-    when there are none or outside Hydra."""
+    sweeps nothing (a single run); ``default`` when there are none or outside Hydra."""
     job = _hydra_job()
     if job is None:
         return default
