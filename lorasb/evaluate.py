@@ -10,6 +10,7 @@ generation, extracted and gold answers, grade per example) into its run director
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -32,7 +33,8 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     """The model to evaluate, adapters merged, and the name or path of its tokenizer.
 
     ``checkpoint``: a lorasb training checkpoint, which names its own base model;
-    ``adapter``: a PEFT LoRA folder on top of the ``model`` config's base model;
+    ``adapter``: a PEFT LoRA folder on top of the base model it records (else the ``model``
+    config's);
     neither: the base model itself.
     """
     from peft import PeftModel
@@ -47,12 +49,25 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
         with refusing_unsafe(cfg.checkpoint):
             module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
         return merge(module.model.eval()), module.hparams.model["name_or_path"]
-    model = load_causal_lm(cfg.model.name_or_path, cfg.model.get("dtype", "float32"))
+    base = adapter_base(cfg.adapter) if cfg.adapter else None
+    base = base or cfg.model.name_or_path
+    model = load_causal_lm(base, cfg.model.get("dtype", "float32"))
     if cfg.adapter:
-        if not (Path(cfg.adapter) / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"adapter={cfg.adapter} is not a PEFT adapter folder (no adapter_config.json)")
         model = PeftModel.from_pretrained(model, cfg.adapter).merge_and_unload()
-    return model, cfg.model.name_or_path
+    return model, base
+
+
+def adapter_base(adapter: str) -> str | None:
+    """The base model a PEFT adapter records, when it can be loaded here (a Hub name or an existing
+    folder); None otherwise (the ``model`` config's is used)."""
+    config_path = Path(adapter) / "adapter_config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"adapter={adapter} is not a PEFT adapter folder (no adapter_config.json)")
+    recorded = json.loads(config_path.read_text()).get("base_model_name_or_path")
+    if recorded and (Path(recorded).is_dir() or not Path(recorded).is_absolute()):
+        log.info("base model: %s, as the adapter records", recorded)
+        return recorded
+    return None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")

@@ -95,6 +95,9 @@ def test_adapter_and_checkpoint_give_the_trained_model(metamath_run, smollm2_dir
         logits = [model.eval()(**inputs).logits for model in (base, from_adapter, from_checkpoint)]
     torch.testing.assert_close(logits[1], logits[2], rtol=1e-4, atol=1e-4)
     assert (logits[1] - logits[0]).abs().max() > 1e-2  # training changed the model
+    # the adapter names its own base model: a model config naming another one does not matter
+    _, base_used = load_model(OmegaConf.merge(base_cfg, {"model": {"name_or_path": "/no/such/model"}, "adapter": str(run_dir / "adapter")}))
+    assert base_used == str(smollm2_dir)
 
 
 @pytest.fixture(scope="module")

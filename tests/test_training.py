@@ -244,6 +244,34 @@ def resumed_run(short_run, composer, shared_data):
             "summary": summary, "estimate_calls": calls, **before}
 
 
+def test_export_command_writes_an_adapter_and_a_merged_model_with_the_same_outputs(short_run, minilm_dir, shared_data, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from lorasb.data import GlueDataModule
+    from lorasb.export import load_module, main
+
+    run_dir, _, _ = short_run
+    assert main([str(run_dir), "--out", str(tmp_path), "--merged", "--pad-rank", "32", "--base-model", "sentence-transformers/all-MiniLM-L6-v2"]) == 0
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 32 and config["lora_alpha"] == 32 and config["task_type"] == "SEQ_CLS"  # scaling alpha/r stays 1
+    assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+    trained, epoch = load_module(run_dir / "checkpoints" / "best.ckpt")
+    assert epoch == 1
+    data = GlueDataModule(task="mrpc", tokenizer=AutoTokenizer.from_pretrained(minilm_dir), dir=shared_data, val_limit=16, max_length=32, batch_size=16)
+    data.setup("validate")
+    inputs = {k: v for k, v in next(iter(data.val_dataloader())).items() if k != "labels"}
+    base = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2)
+    served = PeftModel.from_pretrained(base, tmp_path / "adapter").eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    assert AutoTokenizer.from_pretrained(tmp_path / "merged")("a b")["input_ids"] == AutoTokenizer.from_pretrained(minilm_dir)("a b")["input_ids"]
+    with torch.no_grad():
+        expected = trained.model(**inputs).logits
+        torch.testing.assert_close(served(**inputs).logits, expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-5, rtol=0)
+
+
 def test_resuming_with_other_settings_names_each_change(short_run, composer, tmp_path, shared_data):
     run_dir, _, _ = short_run
     checkpoint = run_dir / "checkpoints" / "last.ckpt"

@@ -319,10 +319,16 @@ class LoraSBModule(L.LightningModule):
     @property
     def initial_adapter_dir(self) -> Path:
         """Where methods that change W0 (PiSSA, LoRA-GA) keep their adapter as initialised."""
-        return Path(self.trainer.default_root_dir) / "initial_adapter"
+        return initial_adapter_dir(self.trainer.default_root_dir)
 
-    def export_adapter(self, out_dir: str | Path) -> Path:
-        """The adapter and trained head (PEFT format; ``full``: the whole model)."""
+    def export_adapter(self, out_dir: str | Path, run_dir: str | Path | None = None) -> Path:
+        """The adapter and trained head (PEFT format; ``full``: the whole model); ``run_dir``: the
+        run's folder (default: the trainer's), where the initial adapter lies."""
         model_cfg = self.hparams.model
         head, name = model_cfg.get("head", []), model_cfg["name_or_path"]
-        return self.method.export(self.model, Path(out_dir), head, name, initial=self.initial_adapter_dir)
+        initial = initial_adapter_dir(run_dir) if run_dir is not None else self.initial_adapter_dir
+        return self.method.export(self.model, Path(out_dir), head, name, initial=initial)
+
+
+def initial_adapter_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "initial_adapter"
