@@ -25,7 +25,7 @@ from torch import nn
 from lorasb.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
 from lorasb.method.cache import GradientCache, Gradients
-from lorasb.method.estimate import accumulate_gradients, reduced
+from lorasb.method.estimate import accumulate_gradients, reduced, zero_sums
 from lorasb.method.initialize import SVDConfig
 from lorasb.method.methods import Method, build_method
 from lorasb.lightning.diagnostics import log_layers
@@ -122,7 +122,7 @@ class LoraSBModule(L.LightningModule):
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
         weights = self.method.target_weights(self.model)
         if len(loader.dataset) == 0:  # more processes than init samples: this one adds nothing to the sum
-            sums = {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in weights.items()}
+            sums = zero_sums(weights)
         else:
             with self.trainer.precision_plugin.forward_context():
                 sums = accumulate_gradients(

@@ -46,9 +46,9 @@ def accumulate_gradients(
         if not layers:
             raise ValueError("the model has no LoRA-SB layers; call lorasb.method.attach first")
         weights = {name: layer.base.weight for name, layer in layers.items()}
+    sums = zero_sums(weights)
     names = list(weights)
     weights = [weights[name] for name in names]
-    sums = {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in zip(names, weights)}
     was_training = model.training
     model.train()
     try:
@@ -69,6 +69,11 @@ def accumulate_gradients(
     if count == 0:
         raise ValueError("no batches to estimate the update from; give at least one batch")
     return sums
+
+
+def zero_sums(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A zero gradient sum for each weight, in at least float32."""
+    return {name: torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32)) for name, w in weights.items()}
 
 
 def _scaled_gradients(
