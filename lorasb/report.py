@@ -90,12 +90,16 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = sorted({str(r["task"]) for r in rows})
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {method: palette[i % len(palette)] for i, method in enumerate(sorted({str(r["method"]) for r in rows}))}
     figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
     for axis, task in zip(axes[0], tasks):
         chosen = [r for r in rows if str(r["task"]) == task and r["trainable"] and r["best"] is not None]
-        for label, series in sorted(_series(chosen).items()):
+        for label, series in sorted(_series(chosen).items()):  # a method keeps its colour in every panel
+            method, lr = str(series[0]["method"]), str(series[0]["lr"])
+            lrs = sorted({str(r["lr"]) for r in chosen if str(r["method"]) == method})  # one marker per lr
             points = sorted((r["trainable"], r["best"]) for r in series)
-            axis.plot(*zip(*points), marker="o", label=label)
+            axis.plot(*zip(*points), marker="os^Dv"[lrs.index(lr) % 5], color=colors[method], label=label)
         axis.set_xscale("log")
         axis.set_xlabel("trainable parameters (log scale)")
         axis.set_ylabel(f"{chosen[0]['metric'] if chosen else 'main metric'} (best)")
