@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lorasb.checkpoints import UnsafeCheckpointError, refusing_unsafe
+from lorasb.lightning.checkpoints import UnsafeCheckpointError, refusing_unsafe
 from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers
 
 if TYPE_CHECKING:  # transformers loads only once an evaluation starts, so --help is quick

@@ -21,7 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lorasb.checkpoints import UnsafeCheckpointError, refusing_unsafe
+from lorasb.lightning.checkpoints import UnsafeCheckpointError, refusing_unsafe
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lorasb.checkpoints import CheckpointError, UnsafeCheckpointError, refusing_unsafe
+from lorasb.lightning.checkpoints import CheckpointError, UnsafeCheckpointError, refusing_unsafe
 from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick

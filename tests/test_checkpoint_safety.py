@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from lorasb.checkpoints import UnsafeCheckpointError
+from lorasb.lightning.checkpoints import UnsafeCheckpointError
 from lorasb.train import run
 
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 import lorasb.lightning.module
 import lorasb.train
-from lorasb.checkpoints import CheckpointError
+from lorasb.lightning.checkpoints import CheckpointError
 from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lorasb.checkpoints import CheckpointError, changed_settings
+from lorasb.lightning.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients, reduced, zero_sums
