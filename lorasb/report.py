@@ -11,6 +11,7 @@ ran at several), a panel per task).
 from __future__ import annotations
 
 import csv
+import os
 import json
 import sys
 from pathlib import Path
@@ -119,7 +120,7 @@ def write_report(root: str | Path, out_dir: str | Path | None = None) -> list[Pa
     with open(out / "report.csv", "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**r, "run_dir": os.path.relpath(r["run_dir"], root)} for r in rows)  # portable: within the reported folder
     (out / "report.md").write_text(markdown(rows))
     plot(rows, out / "report.png")
     return [out / "report.csv", out / "report.md", out / "report.png"]
