@@ -134,11 +134,11 @@ def test_wandb_offline_run_and_csv_hold_the_diagnostics(composer, tmp_path, shar
     assert {"seed", "data", "trainer", "method", "optim", "init", "overrides"} <= wandb_run["config"]
     assert wandb_run["group"] == "mrpc" and wandb_run["name"] == "mrpc-lora_sb-r4"  # a single run outside a sweep
     # the same diagnostics in the CSV logger's folder
-    with open(tmp_path / "logs" / "version_0" / "init_layers.csv") as file:
+    with open(tmp_path / "logs" / "init_layers.csv") as file:
         layers = list(csv.DictReader(file))
     assert len(layers) == MINILM_LAYERS and all(len(row["singular_values"].split()) == 4 for row in layers)
     assert all(0 <= float(row["relative_error"]) < 1 and 0 < float(row["energy"]) <= 1 for row in layers)
-    with open(tmp_path / "logs" / "version_0" / "metrics.csv") as file:
+    with open(tmp_path / "logs" / "metrics.csv") as file:
         columns = set(next(csv.reader(file)))
     assert EXPECTED_KEYS <= columns, EXPECTED_KEYS - columns
 

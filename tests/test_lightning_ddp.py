@@ -79,3 +79,42 @@ def test_two_processes_initialise_as_one(samples, composer, tmp_path, shared_dat
     for name, total in one.items():
         clear = total.abs() > 1e-4 * float(total.abs().max())
         assert torch.equal(two[name].sign()[clear], total.sign()[clear]), name
+
+
+class RecordLosses(L.Callback):
+    """Writes the loss of every step, averaged over the processes, to ``<dir>/losses.pt``."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.losses = folder, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.losses.append(float(trainer.strategy.reduce(outputs["loss"].detach(), reduce_op="mean")))
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            torch.save(self.losses, self.folder / "losses.pt")
+
+
+def trained_losses(composer, run_dir, shared_data, cache, trainer, batch_size):
+    overrides = [
+        "model=minilm", "task=glue/mrpc", f"data.dir={shared_data}", "data.train_limit=64", "data.val_limit=8",
+        "data.max_length=32", f"data.batch_size={batch_size}", "init.num_samples=4", "init.batch_size=2",
+        "optim.lr=1e-3", f"trainer={trainer}", "trainer.max_steps=4", "validate_before=false", "export_adapter=false",
+        "logger=[]", "~callbacks.lr_monitor", f"gradient_cache.dir={cache}", "++trainer.enable_progress_bar=false",
+        "++trainer.enable_model_summary=false", "++trainer.num_sanity_val_steps=0",
+    ]  # fmt: skip
+    run = build(composer(overrides, run_dir))
+    run.trainer.callbacks[:0] = [NoDropout(), RecordLosses(run_dir)]
+    fit(run)
+    return torch.load(run_dir / "losses.pt", weights_only=True)
+
+
+def test_two_processes_train_as_one_with_their_global_batch(composer, tmp_path, shared_data):
+    """2 processes × 4 rows take the steps of 1 process × 8 rows: each epoch's seeded order is
+    dealt out between the processes, and DDP averages their gradients. Both start from one ΣG
+    (the single run's, through the gradient cache), so the losses agree to float rounding."""
+    single = trained_losses(composer, tmp_path / "single", shared_data, tmp_path / "cache", "cpu", 8)
+    ddp = trained_losses(composer, tmp_path / "ddp", shared_data, tmp_path / "cache", "ddp_spawn", 4)
+    assert len(single) == len(ddp) == 4
+    assert len(set(single)) == 4  # the steps changed the model
+    torch.testing.assert_close(torch.tensor(ddp), torch.tensor(single), rtol=1e-4, atol=0)

@@ -481,7 +481,7 @@ def test_a_diverging_run_stops_marked_and_exports_nothing(composer, tmp_path, gl
     assert diverged["hint"].startswith("lower optim.lr")
     assert json.loads((tmp_path / "metrics.json").read_text())["diverged"] == diverged
     assert not (tmp_path / "adapter").exists()
-    with open(tmp_path / "logs" / "version_0" / "metrics.csv") as file:
+    with open(tmp_path / "logs" / "metrics.csv") as file:
         assert [row["train/diverged"] for row in csv.DictReader(file) if row["train/diverged"]] == ["1.0"]
     out = caplog.text
     assert "no adapter exported: the run diverged (see metrics.json)" in out

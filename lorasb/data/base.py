@@ -12,6 +12,7 @@ from datasets.fingerprint import Hasher
 from torch.utils.data import DataLoader, Dataset, Subset
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from lorasb.data.resumable import ResumableLoader
 from lorasb.models import cache_dir, load_tokenizer
 
 Encode = Callable[[dict[str, list[Any]]], dict[str, list[Any]]]
@@ -118,11 +119,10 @@ class TextDataModule(L.LightningDataModule):
             raise ValueError("no training rows are held aside: set data.holdout (optim.auto_lr.holdout) above 0")
         return self._loader(self.holdout_dataset, self.eval_batch_size)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
             num_workers=self.num_workers,
             collate_fn=self.collate,
         )
@@ -134,7 +134,13 @@ class TextDataModule(L.LightningDataModule):
         return self.train_dataset
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._train_set(), self.batch_size, shuffle=True)
+        """Shuffled anew each epoch by ``seed`` and the epoch; resumable mid-epoch (:mod:`lorasb.data.resumable`)."""
+        trainer = self.trainer
+        rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        return ResumableLoader(
+            self._train_set(), self.batch_size, self.seed, rank=rank, world_size=world_size,
+            num_workers=self.num_workers, collate_fn=self.collate,
+        )
 
     def init_dataloader(
         self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1

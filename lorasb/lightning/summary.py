@@ -33,9 +33,10 @@ class RunSummary(L.Callback):
     ``final``: those of the last validation epoch; ``best``: the best value of each metric
     over the validation epochs (lowest for losses, highest otherwise); parameter counts;
     ``init_seconds`` (the method's initialisation: gradient estimate and SVDs), ``train_seconds``
-    and ``peak_memory_mb`` (the accelerator's peak allocation, on a CPU the process's peak
-    resident size); ``steps``, the optimizer steps taken (0: nothing was trained); ``peak_lr``,
-    the learning rate the schedule scales (the one ``optim.lr=auto`` chose); ``diverged``,
+    (over every part of a resumed run) and ``peak_memory_mb`` (the accelerator's peak
+    allocation, on a CPU the process's peak resident size); ``steps``, the optimizer steps
+    taken (0: nothing was trained); ``peak_lr``, the learning rate the schedule scales (the one
+    ``optim.lr=auto`` chose); ``diverged``,
     where a :class:`TrainingGuard` stopped a diverging run; ``baseline``: the scores of a
     constant prediction, when the data module offers them (GLUE: the majority class); ``run``:
     what identifies the run in a comparison (task, method, rank, main metric), as given.
@@ -46,6 +47,7 @@ class RunSummary(L.Callback):
         self.filename = filename
         self.summary: dict = {"run": dict(run or {}), "before": {}, "final": {}, "best": {}}
         self._train_start: float | None = None
+        self._trained_before = 0.0  # seconds trained before the run was resumed
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -64,9 +66,15 @@ class RunSummary(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._train_start = time.perf_counter()
+        if getattr(pl_module, "init_seconds", None) is not None:  # a resumed run keeps its first figure
+            self.summary["init_seconds"] = pl_module.init_seconds
+
+    def _train_seconds(self) -> float:
+        """Seconds of training so far, over every part of a resumed run."""
+        return self._trained_before + (time.perf_counter() - self._train_start if self._train_start is not None else 0.0)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.summary["train_seconds"] = time.perf_counter() - self._train_start
+        self.summary["train_seconds"] = self._train_seconds()
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.summary["steps"] = trainer.global_step
@@ -75,8 +83,6 @@ class RunSummary(L.Callback):
         guard = next((c for c in trainer.callbacks if isinstance(c, TrainingGuard)), None)
         if guard is not None and guard.diverged:
             self.summary["diverged"] = guard.diverged
-        if getattr(pl_module, "init_seconds", None) is not None:
-            self.summary["init_seconds"] = pl_module.init_seconds
         if hasattr(pl_module, "parameter_counts"):
             self.summary["parameters"] = pl_module.parameter_counts()
         if hasattr(trainer.datamodule, "baseline"):
@@ -93,7 +99,8 @@ class RunSummary(L.Callback):
         path.write_text(json.dumps(self.summary, indent=2) + "\n")
 
     def state_dict(self) -> dict:
-        return {"summary": self.summary}
+        return {"summary": self.summary, "train_seconds": self._train_seconds()}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.summary = state_dict["summary"]
+        self._trained_before = state_dict.get("train_seconds", 0.0)
