@@ -100,6 +100,28 @@ def test_adapter_and_checkpoint_give_the_trained_model(metamath_run, smollm2_dir
     assert base_used == str(smollm2_dir)
 
 
+def test_export_command_round_trips_smollm2(metamath_run, smollm2_dir, tmp_path):
+    """``python -m lorasb.export``: the rank-padded PEFT adapter on the base model and the merged
+    model give the trained module's logits."""
+    from peft import AutoPeftModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lorasb.export import load_module, main
+
+    run_dir, _ = metamath_run
+    assert main([str(run_dir), "--out", str(tmp_path), "--merged", "--pad-rank", "16"]) == 0
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["r"] == 16 and config["task_type"] == "CAUSAL_LM" and config["base_model_name_or_path"] == str(smollm2_dir)
+    trained, _ = load_module(run_dir / "checkpoints" / "best.ckpt")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    inputs = tokenizer(["### Instruction:\nWhat is 3 + 4?\n\n### Response:\n"], return_tensors="pt")
+    served = AutoPeftModelForCausalLM.from_pretrained(tmp_path / "adapter", torch_dtype=torch.float32).eval()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged", torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        expected = trained.model.eval()(**inputs).logits
+        torch.testing.assert_close(served(**inputs).logits, expected, atol=2e-4, rtol=0)
+        torch.testing.assert_close(merged(**inputs).logits, expected, atol=2e-4, rtol=0)
+
 @pytest.fixture(scope="module")
 def commonsense_root(tmp_path_factory, shared_data, glue_fixtures):
     """A data root with all eight sets: four real ones from ../shared/data, four hand-written fixtures."""

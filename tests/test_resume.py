@@ -88,3 +88,22 @@ def test_the_initialisation_is_saved_before_the_first_step(composer, tmp_path, s
 def test_checkpoint_intervals_must_be_positive(composer, tmp_path, shared_data):
     with pytest.raises(Exception, match="every_n_steps must be positive or null, got 0"):
         run(composer([*COMMAND, f"data.dir={shared_data}", "callbacks.last_checkpoint.every_n_steps=0"], tmp_path))
+
+
+@pytest.mark.parametrize(
+    "every, saved",
+    [
+        (["callbacks.last_checkpoint.every_n_steps=4"], [0, 4, 6, 8, 12, 12]),  # start, steps 4 and 8, the epochs' ends
+        (["callbacks.last_checkpoint.every_minutes=1e-9"], [0, *range(1, 7), 6, *range(7, 13), 12]),  # overdue at every step
+        ([], [0, 6, 12]),
+    ],
+    ids=["every 4 steps", "every few minutes", "at epoch ends"],
+)
+def test_last_checkpoint_is_written_at_its_intervals(every, saved, composer, tmp_path, shared_data, monkeypatch):
+    from lorasb.lightning.last_checkpoint import LastCheckpoint
+
+    steps, save = [], LastCheckpoint._save
+    monkeypatch.setattr(LastCheckpoint, "_save", lambda self, trainer: (steps.append(trainer.global_step), save(self, trainer)))
+    overrides = [o for o in COMMAND if not o.startswith("callbacks.")]
+    run(composer([*overrides, *every, f"data.dir={shared_data}", "validate_before=false"], tmp_path))
+    assert steps == saved
