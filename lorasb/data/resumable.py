@@ -18,8 +18,8 @@ class EpochShuffle(DistributedSampler):
     """This process's share of a seeded per-epoch permutation, from position ``start`` of it for
     one epoch (set by :meth:`ResumableLoader.load_state_dict`)."""
 
-    def __init__(self, dataset: Dataset, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1):
-        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
+    def __init__(self, dataset: Dataset, seed: int, rank: int = 0, world_size: int = 1):
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
         self.start = 0
 
     def __iter__(self) -> Iterator[int]:
