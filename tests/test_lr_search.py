@@ -42,7 +42,7 @@ def test_the_lowest_held_out_loss_wins_and_every_tensor_is_put_back():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = search(model, initialize, names, [1e-4, 1e-2, 1.0])
     assert result.lr == min(result.scores, key=result.scores.get)
-    assert set(result.scores) == {1e-4, 1e-2, 1.0} and all(math.isfinite(s) for s in result.scores.values())
+    assert list(result.scores)[:2] == [1.0, 1e-2] and all(math.isfinite(s) for s in result.scores.values())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in model.parameters())
@@ -59,6 +59,28 @@ def test_each_score_is_that_lr_s_steps_from_its_own_initialisation():
         assert result.scores[lr] == pytest.approx(held_out_loss(fresh, bert_batches(count=2, seed=2)), rel=1e-12)
     # the same search again scores the same (same batches, same draws)
     assert search(model, initialize, names, [3e-3, 3e-2]).scores == result.scores
+
+
+@pytest.mark.parametrize(
+    "losses, tried, chosen",
+    [
+        ({3e-2: 0.70, 1e-2: 0.60, 3e-3: 0.65, 1e-3: 0.50}, [3e-2, 1e-2, 3e-3], 1e-2),  # stops once a smaller lr does worse
+        ({3e-2: math.nan, 1e-2: 0.60, 3e-3: 0.55, 1e-3: 0.56}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),  # a diverged lr never stops it
+        ({3e-2: 0.70, 1e-2: 0.60, 3e-3: 0.55, 1e-3: 0.50}, [3e-2, 1e-2, 3e-3, 1e-3], 1e-3),  # better all the way down
+    ],
+)
+def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_does_worse(monkeypatch, losses, tried, chosen):
+    model, initialize, names = sb_model()
+    current = []
+
+    def initialize_and_note(lr):
+        current.append(lr)
+        return initialize(lr)
+
+    monkeypatch.setattr("lorasb.lightning.lr_search.held_out_loss", lambda model, batches: losses[current[-1]])
+    result = search(model, initialize_and_note, names, sorted(losses))
+    assert current == tried and list(result.scores) == tried and result.lr == chosen
+    assert all(result.scores[lr] == losses[lr] or math.isnan(losses[lr]) and math.isinf(result.scores[lr]) for lr in tried)
 
 
 def test_a_search_where_every_candidate_diverges_names_the_fix():
@@ -95,8 +117,10 @@ def test_a_run_trains_at_the_lr_it_chose(composer, tmp_path, shared_data):
     run(cfg)
     stats = json.loads((tmp_path / "init_stats.json").read_text())
     chosen, scores = stats["auto_lr"]["lr"], stats["auto_lr"]["held_out_loss"]
-    assert set(scores) == {f"{lr:g}" for lr in cfg.method.lr.search.encoder}
+    largest_first = sorted(cfg.method.lr.search.encoder, reverse=True)
+    assert list(scores) == [f"{lr:g}" for lr in largest_first[: len(scores)]]
     assert f"{chosen:g}" == min(scores, key=scores.get)
+    assert len(scores) == len(largest_first) or list(scores.values())[-1] > scores[f"{chosen:g}"]  # the walk's stop
     # 64 training rows (16 held aside) in 4 steps, 2 of warm-up: lr₁ = chosen / 2, then the peak
     assert stats["first_step_lr"] == pytest.approx(chosen / 2, rel=1e-12)
     (log,) = (tmp_path / "logs").rglob("metrics.csv")

@@ -2,8 +2,13 @@
 
 Every candidate lr starts from the same state: the method's initialisation for that lr, the
 same training batches, the same dropout draws. It takes ``steps`` AdamW steps at that constant
-lr and is scored by its mean loss on rows held aside from both training and validation; the
-lowest score wins, and every tensor is put back before training starts.
+lr and is scored by its mean loss on rows held aside from both training and validation.
+
+Candidates are tried from the largest down, and the walk stops at the first one that scores
+worse than a larger one: the held-out loss against the lr falls as the lr grows until the steps
+start to overshoot, so once a smaller lr does worse, still smaller ones only make less progress.
+The lowest score wins, and every tensor is put back before training starts. Starting at the top
+also meets a diverging lr first (a non-finite loss, scored inf, never stops the walk).
 
 Why it is cheap for LoRA-SB: B and A come from the SVD of sign(ΣG), which does not depend on
 the lr, and R = lr₁·S_r/s scales with it; the SVD is memoised, so a candidate costs one
@@ -11,10 +16,12 @@ rewrite of R and a few optimizer steps, never a new estimate or SVD.
 
 Why it works: Adam moves every trained entry by about lr per step whatever the gradient's
 scale, so the lr sets how far the few trained directions travel. Too small and the held-out
-loss barely moves in the first steps; too large and the steps overshoot, which shows at once
-in the loss of rows the steps never saw. The first steps at the peak lr are where a
-fine-tuning run is decided (it warms up to that lr and then only decays), so the lr that
-makes the best progress there without overshooting is the one to train with.
+loss barely moves in the first steps; too large and the steps overshoot, which shows in the
+loss of rows the steps never saw once there have been enough steps (8 steps of 8 rows were too
+few: the scores bunched together and favoured the largest candidate; 16 steps of 16 rows
+separate them). The first steps at the peak lr are where a fine-tuning run is decided (it warms
+up to that lr and then only decays), so the lr that makes the best progress there without
+overshooting is the one to train with.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ Batch = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The chosen lr, each candidate's held-out loss (inf where it diverged) and the seconds spent."""
+    """The chosen lr, the held-out loss of each candidate tried (inf where it diverged), largest
+    first, and the seconds spent."""
 
     lr: float
     scores: dict[float, float]
@@ -83,7 +91,8 @@ def search_lr(
     seed: int = 0,
     forward_context: Callable[[], AbstractContextManager] = nullcontext,
 ) -> SearchResult:
-    """The candidate lr with the lowest held-out loss after a few steps (module docstring).
+    """The candidate lr with the lowest held-out loss after a few steps, walking down from the
+    largest until a candidate does worse than a larger one (module docstring).
 
     ``initialize(lr)`` writes the method's initialisation for peak lr ``lr``; ``state_names``
     are the parameters it writes or training changes, restored after every candidate.
@@ -95,7 +104,7 @@ def search_lr(
     saved = {name: parameters[name].detach().clone() for name in state_names}
     devices = [p.device for p in saved.values() if p.device.type == "cuda"][:1]
     scores = {}
-    for lr in candidates:
+    for lr in sorted(candidates, reverse=True):
         with torch.random.fork_rng(devices=devices), forward_context():
             torch.manual_seed(seed)
             initialize(lr)
@@ -105,6 +114,8 @@ def search_lr(
         with torch.no_grad():
             for name, tensor in saved.items():
                 parameters[name].copy_(tensor)
+        if scores[lr] > min(scores.values()):
+            break
     model.train()
     best = min(scores, key=scores.get)
     if math.isinf(scores[best]):
