@@ -56,9 +56,7 @@ def build(cfg: DictConfig) -> Run:
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
-    # optim.lr=auto scores its candidates on training rows held aside from training and validation
-    auto_lr = cfg.optim.lr == "auto"
-    datamodule = instantiate(cfg.data, **({"holdout": cfg.optim.auto_lr.holdout} if auto_lr else {}))
+    datamodule = instantiate(cfg.data)
     datamodule.setup("fit")  # read and check the data before the model loads (Lightning's own call then finds it ready)
     return Run(
         cfg=cfg,

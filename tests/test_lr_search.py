@@ -1,4 +1,4 @@
-"""optim.lr=auto: the range test, its held-aside rows, and a run that trains at the lr it chose."""
+"""optim.lr=auto: the range test, the rows it steps on and scores, and a run that trains at the lr it chose."""
 
 import csv
 import json
@@ -33,8 +33,8 @@ def sb_model(rank=4):
 
 
 def search(model, initialize, names, candidates, seed=0):
-    train, holdout = bert_batches(count=4, seed=1), bert_batches(count=2, seed=2)
-    return search_lr(model, candidates, initialize, names, train, holdout, OPTIMIZER, seed=seed)
+    train, scored = bert_batches(count=4, seed=1), bert_batches(count=2, seed=2)
+    return search_lr(model, candidates, initialize, names, train, scored, OPTIMIZER, seed=seed)
 
 
 def test_the_lowest_held_out_loss_wins_and_every_tensor_is_put_back():
@@ -89,46 +89,48 @@ def test_a_search_where_every_candidate_diverges_names_the_fix():
         search(model, initialize, names, [math.inf])
 
 
-def test_held_aside_rows_are_out_of_the_training_set(shared_data, minilm_dir):
-    def module(holdout):
-        data = GlueDataModule("mrpc", tokenizer=str(minilm_dir), dir=shared_data, train_limit=200, holdout=holdout)
-        data.setup("fit")
-        return data
-
-    plain, held = module(0), module(30)
-    rows = lambda dataset: [tuple(ids) for ids in dataset["input_ids"]]  # noqa: E731
-    assert len(held.holdout_dataset) == 30 and len(held.train_dataset) == 170
-    assert sorted(rows(held.train_dataset) + rows(held.holdout_dataset)) == sorted(rows(plain.train_dataset))
-    assert rows(module(30).holdout_dataset) == rows(held.holdout_dataset)  # drawn with the seed
-    assert len(module(500).holdout_dataset) == 40  # at most a fifth
-    with pytest.raises(ValueError, match="no training rows are held aside"):
-        plain.holdout_dataloader()
+def test_the_scored_rows_are_other_training_rows_than_the_stepped_ones(shared_data, minilm_dir):
+    data = GlueDataModule("mrpc", tokenizer=str(minilm_dir), dir=shared_data, train_limit=200)
+    rows = lambda loader: [tuple(ids) for ids in loader.dataset.dataset.select(loader.dataset.indices)["input_ids"]]  # noqa: E731
+    stepped, scored = rows(data.init_dataloader(48, 16)), rows(data.init_dataloader(30, 8, skip=48))
+    assert len(stepped) == 48 and len(scored) == 30 and not set(stepped) & set(scored)
+    assert stepped + scored == rows(data.init_dataloader(78, 16))  # one seeded order, cut in two
+    assert len(data.train_dataset) == 200  # nothing leaves the training set
+    with pytest.raises(ValueError, match=r"between 1 and the training set size \(200 less the 190 rows skipped\), got 30"):
+        data.init_dataloader(30, 8, skip=190)
 
 
-def test_a_run_trains_at_the_lr_it_chose(composer, tmp_path, shared_data):
+def test_a_run_that_chose_an_lr_trains_exactly_as_a_run_given_it(composer, tmp_path, shared_data):
     overrides = [
         "model=minilm", "task=glue/mrpc", "logger=csv", f"data.dir={shared_data}", "data.train_limit=80",
         "data.val_limit=16", "data.max_length=32", "data.batch_size=16", "init.num_samples=8", "init.batch_size=8",
-        "optim.auto_lr.steps=2", "optim.auto_lr.holdout=16", "optim.warmup_ratio=0.5", "trainer.max_epochs=1",
-        "++trainer.enable_progress_bar=false",
+        "optim.auto_lr.steps=2", "optim.auto_lr.score_rows=16", "optim.warmup_ratio=0.5", "trainer.max_epochs=1",
+        "method.dropout=0.1", "++trainer.enable_progress_bar=false",
     ]  # fmt: skip
-    cfg = composer(overrides, tmp_path)
+    cfg = composer(overrides, tmp_path / "auto")
     assert cfg.optim.lr == "auto"  # LoRA-SB's default on encoders
     run(cfg)
-    stats = json.loads((tmp_path / "init_stats.json").read_text())
+    stats = json.loads((tmp_path / "auto" / "init_stats.json").read_text())
     chosen, scores = stats["auto_lr"]["lr"], stats["auto_lr"]["held_out_loss"]
     largest_first = sorted(cfg.method.lr.search.encoder, reverse=True)
     assert list(scores) == [f"{lr:g}" for lr in largest_first[: len(scores)]]
     assert f"{chosen:g}" == min(scores, key=scores.get)
     assert len(scores) == len(largest_first) or list(scores.values())[-1] > scores[f"{chosen:g}"]  # the walk's stop
-    # 64 training rows (16 held aside) in 4 steps, 2 of warm-up: lr₁ = chosen / 2, then the peak
-    assert stats["first_step_lr"] == pytest.approx(chosen / 2, rel=1e-12)
-    (log,) = (tmp_path / "logs").rglob("metrics.csv")
-    with open(log) as file:
-        rows = list(csv.DictReader(file))
-    lrs = [float(r["train/lr"]) for r in rows if r.get("train/lr")]
-    assert max(lrs) == pytest.approx(chosen, rel=1e-12) and len(lrs) == 4
-    assert float(next(r["init/auto_lr"] for r in rows if r.get("init/auto_lr"))) == pytest.approx(chosen)
-    assert json.loads((tmp_path / "metrics.json").read_text())["peak_lr"] == chosen
-    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    assert checkpoint["lr_schedulers"][0]["base_lrs"] == [chosen]  # a resumed run keeps it
+    run(composer([*overrides, f"optim.lr={chosen!r}"], tmp_path / "fixed"))
+
+    def trained(name):
+        checkpoint = torch.load(tmp_path / name / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        return checkpoint["state_dict"], checkpoint["lr_schedulers"][0]["base_lrs"]
+
+    def logged(name, key):
+        with open(tmp_path / name / "logs" / "metrics.csv") as file:
+            return [float(row[key]) for row in csv.DictReader(file) if row.get(key)]
+
+    (auto, auto_lrs), (fixed, fixed_lrs) = trained("auto"), trained("fixed")
+    assert auto_lrs == fixed_lrs == [chosen]  # a resumed run keeps it
+    assert auto.keys() == fixed.keys() and all(torch.equal(auto[k], fixed[k]) for k in auto)
+    # 80 rows, 5 steps, every row trained on: the same lrs and losses step by step
+    assert logged("auto", "train/lr") == logged("fixed", "train/lr") and max(logged("auto", "train/lr")) == pytest.approx(chosen)
+    assert len(logged("auto", "train/loss")) == 5 and logged("auto", "train/loss") == logged("fixed", "train/loss")
+    assert logged("auto", "init/auto_lr") == [pytest.approx(chosen)]
+    assert json.loads((tmp_path / "auto" / "metrics.json").read_text())["peak_lr"] == chosen

@@ -101,7 +101,7 @@ RULES: tuple[Rule, ...] = (
     Rule("optim.auto_lr.candidates", "a list of numbers > 0", lambda v: isinstance(v, list) and bool(v) and all(_is_number(x) and x > 0 for x in v)),
     integer("optim.auto_lr.steps", 1),
     integer("optim.auto_lr.batch_size", 1, nullable=True),
-    integer("optim.auto_lr.holdout", 1),
+    integer("optim.auto_lr.score_rows", 1),
     non_negative("optim.weight_decay"),
     Rule("optim.betas", "two numbers in [0, 1)", _betas),
     one_of("optim.scheduler", SCHEDULES),

@@ -30,9 +30,7 @@ class TextDataModule(L.LightningDataModule):
         eval_batch_size: evaluation batch size (``None``: ``batch_size``).
         num_workers: DataLoader worker processes.
         train_limit, val_limit: keep only the first N rows of each split (quick runs).
-        seed: seed of the ``init_dataloader`` subset and of the held-aside rows.
-        holdout: training rows held aside from both training and validation, at most a fifth
-            of them, at least one (``optim.lr=auto`` scores its candidate learning rates on them; 0: none).
+        seed: seed of the ``init_dataloader`` subsets.
 
     Subclasses implement ``setup`` so that ``setup("fit")`` sets ``train_dataset``.
     """
@@ -48,7 +46,6 @@ class TextDataModule(L.LightningDataModule):
         train_limit: int | None = None,
         val_limit: int | None = None,
         seed: int = 42,
-        holdout: int = 0,
     ):
         super().__init__()
         if isinstance(tokenizer, (str, os.PathLike)):
@@ -62,9 +59,7 @@ class TextDataModule(L.LightningDataModule):
         self.train_limit = train_limit
         self.val_limit = val_limit
         self.seed = seed
-        self.holdout = holdout
         self.train_dataset: Dataset | None = None
-        self.holdout_dataset: Dataset | None = None
         self.collate = self.build_collator()
 
     def build_collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
@@ -97,28 +92,6 @@ class TextDataModule(L.LightningDataModule):
             desc="tokenizing",
         )
 
-    def hold_aside(self, train: datasets.Dataset) -> datasets.Dataset:
-        """``train`` without ``holdout`` of its rows (at most a fifth of them, at least one), drawn
-        with ``seed``; they become ``holdout_dataset``."""
-        if not self.holdout:
-            return train
-        if len(train) < 2:
-            raise ValueError(
-                f"a training set of {len(train)} row cannot hold a row aside for optim.lr=auto: "
-                "set optim.lr to a number or raise data.train_limit"
-            )
-        count = max(1, min(self.holdout, len(train) // 5))
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed)).tolist()
-        self.holdout_dataset = train.select(sorted(order[:count]))
-        return train.select(sorted(order[count:]))
-
-    def holdout_dataloader(self) -> DataLoader:
-        """Loader over the held-aside training rows (:meth:`hold_aside`)."""
-        self._train_set()
-        if self.holdout_dataset is None:
-            raise ValueError("no training rows are held aside: set data.holdout (optim.auto_lr.holdout) above 0")
-        return self._loader(self.holdout_dataset, self.eval_batch_size)
-
     def _loader(self, dataset: Dataset, batch_size: int) -> DataLoader:
         return DataLoader(
             dataset,
@@ -143,22 +116,24 @@ class TextDataModule(L.LightningDataModule):
         )
 
     def init_dataloader(
-        self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1
+        self, num_samples: int, batch_size: int, rank: int = 0, world_size: int = 1, skip: int = 0
     ) -> DataLoader:
         """Loader over a seeded random subset of ``num_samples`` training examples.
 
-        Used to estimate the first full fine-tuning gradient. The subset depends only on
-        ``seed``; rank ``k`` of ``world_size`` gets subset positions ``k::world_size``, in order.
-        Runs ``setup("fit")`` first if the training set is not loaded yet.
+        Used to estimate the first full fine-tuning gradient (and by ``optim.lr=auto``). The
+        subset is positions ``skip`` to ``skip + num_samples`` of a permutation that depends only
+        on ``seed``, so subsets with disjoint positions share no row; rank ``k`` of
+        ``world_size`` gets subset positions ``k::world_size``, in order. Runs ``setup("fit")``
+        first if the training set is not loaded yet.
         """
         dataset = self._train_set()
-        if not 1 <= num_samples <= len(dataset):
+        if not 1 <= num_samples <= len(dataset) - skip:
             raise ValueError(
-                f"num_samples must be between 1 and the training set size ({len(dataset)}), "
-                f"got {num_samples}"
+                f"num_samples must be between 1 and the training set size ({len(dataset)}"
+                f"{f' less the {skip} rows skipped' if skip else ''}), got {num_samples}"
             )
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         generator = torch.Generator().manual_seed(self.seed)
-        indices = torch.randperm(len(dataset), generator=generator)[:num_samples].tolist()
+        indices = torch.randperm(len(dataset), generator=generator)[skip : skip + num_samples].tolist()
         return self._loader(Subset(dataset, indices[rank::world_size]), batch_size)

@@ -120,7 +120,7 @@ class GlueDataModule(TextDataModule):
         if self.val_datasets is None:
             log.info("GLUE %s data: %s", self.task_spec.name, self._source())
         if self.train_dataset is None and stage in (None, "fit"):
-            self.train_dataset = self.hold_aside(self._tokenize(self._read("train"), self.train_limit))
+            self.train_dataset = self._tokenize(self._read("train"), self.train_limit)
         if self.val_datasets is None:
             self.val_datasets = [
                 self._tokenize(self._read(split), self.val_limit)

@@ -180,7 +180,7 @@ class InstructionDataModule(TextDataModule):
         order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(self.seed)).tolist()
         held_out = sorted(order[: self.val_size][: self.val_limit])
         train = sorted(set(range(len(rows))) - set(order[: self.val_size]))
-        self.train_dataset = self.hold_aside(self._encode([rows[i] for i in train], "training"))
+        self.train_dataset = self._encode([rows[i] for i in train], "training")
         self.val_dataset = self._encode([rows[i] for i in held_out], "validation")
 
     def _encode(self, rows: list[dict[str, Any]], split: str) -> datasets.Dataset:

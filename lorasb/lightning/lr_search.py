@@ -2,7 +2,9 @@
 
 Every candidate lr starts from the same state: the method's initialisation for that lr, the
 same training batches, the same dropout draws. It takes ``steps`` AdamW steps at that constant
-lr and is scored by its mean loss on rows held aside from both training and validation.
+lr and is scored by its mean loss on other training rows, held out of those steps (the
+validation set is never used; training afterwards uses every row, from the restored state, so a
+run that chose lr x trains exactly as one started with lr x).
 
 Candidates are tried from the largest down, and the walk stops at the first one that scores
 worse than a larger one: the held-out loss against the lr falls as the lr grows until the steps

@@ -173,24 +173,30 @@ class LoraSBModule(L.LightningModule):
     def _search_lr(self, initialize) -> SearchResult:
         """``optim.lr=auto``: a range test over ``optim.auto_lr.candidates`` (:mod:`lorasb.lightning.lr_search`).
 
-        Every process runs the same test on the same rows; rank 0's choice is used by all.
+        The candidates step on ``steps`` batches of training rows and are scored on
+        ``score_rows`` other training rows (both seeded subsets; training itself then uses every
+        row). Every process runs the same test on the same rows; rank 0's choice is used by all.
         """
         options, optim = self.hparams.optim["auto_lr"], self.hparams.optim
         datamodule = self.trainer.datamodule
-        if not hasattr(datamodule, "holdout_dataloader"):
-            raise TypeError("optim.lr=auto needs a lorasb data module (one with holdout_dataloader)")
+        if not hasattr(datamodule, "init_dataloader"):
+            raise TypeError("optim.lr=auto needs a lorasb data module (one with init_dataloader)")
+        rows = len(datamodule.train_dataset)
+        if rows < 2:
+            raise ValueError(f"optim.lr=auto needs at least 2 training rows (1 to step on, 1 to score), got {rows}: set optim.lr to a number")
         steps, batch_size = options["steps"], options.get("batch_size") or datamodule.batch_size
-        train_rows = min(steps * batch_size, len(datamodule.train_dataset))
+        score_rows = min(options["score_rows"], rows // 2)
+        step_rows = min(steps * batch_size, rows - score_rows)
         to_device = self.trainer.strategy.batch_to_device
-        train = [to_device(b) for b in datamodule.init_dataloader(train_rows, batch_size)]
-        holdout = [to_device(b) for b in datamodule.holdout_dataloader()]
+        train = [to_device(b) for b in datamodule.init_dataloader(step_rows, batch_size)]
+        scored = [to_device(b) for b in datamodule.init_dataloader(score_rows, datamodule.eval_batch_size, skip=step_rows)]
         result = search_lr(
             self.model,
             [float(lr) for lr in options["candidates"]],
             initialize,
             self.initialized_names(),
             train,
-            holdout,
+            scored,
             {"weight_decay": optim.get("weight_decay", 0.0), "betas": tuple(optim.get("betas", (0.9, 0.999)))},
             clip_norm=self.trainer.gradient_clip_val,
             seed=datamodule.seed,
