@@ -55,9 +55,9 @@ def initialised(composer, run_dir, shared_data, samples, trainer):
     return [torch.load(path, weights_only=True) for path in sorted(run_dir.glob("rank*.pt"))]
 
 
-def summed_gradients(run_dir: Path) -> dict[str, torch.Tensor]:
-    """ΣG as the run's gradient cache holds it, by layer."""
-    (folder,) = (run_dir / "gradient_cache").glob("*/gradients")
+def gradient_signs(run_dir: Path) -> dict[str, torch.Tensor]:
+    """sign(ΣG) as the run's gradient cache holds it (int8), by layer."""
+    (folder,) = (run_dir / "gradient_cache").glob("*/sign")
     return {path.stem: torch.load(path, weights_only=True) for path in folder.glob("*.pt")}
 
 
@@ -69,16 +69,13 @@ def test_two_processes_initialise_as_one(samples, composer, tmp_path, shared_dat
     assert any(name.endswith("lora_R") for name in single) and single.keys() == ranks[0].keys() == ranks[1].keys()
     for name in single:
         assert torch.equal(ranks[0][name], ranks[1][name]), name
-    # ΣG across the two processes is the one process's sum, to the rounding of adding in another order
-    one, two = summed_gradients(tmp_path / "single"), summed_gradients(tmp_path / "ddp")
+    # sign(ΣG) across the two processes is the one process's, but for the entries whose sum is at
+    # the rounding level of adding in another order (they take either sign: so they do between
+    # two thread counts of one process)
+    one, two = gradient_signs(tmp_path / "single"), gradient_signs(tmp_path / "ddp")
     assert one.keys() == two.keys() and len(one) == 24
-    for name, total in one.items():
-        torch.testing.assert_close(two[name], total, rtol=1e-4, atol=1e-6 * float(total.abs().max()), msg=name)
-    # so sign(ΣG) agrees wherever ΣG stands clear of that rounding (entries at rounding level take
-    # either sign: so they do between two thread counts of one process)
-    for name, total in one.items():
-        clear = total.abs() > 1e-4 * float(total.abs().max())
-        assert torch.equal(two[name].sign()[clear], total.sign()[clear]), name
+    differ = sum(int((two[name] != total).sum()) for name, total in one.items())
+    assert differ <= 1e-5 * sum(t.numel() for t in one.values())
 
 
 class RecordLosses(L.Callback):

@@ -111,6 +111,10 @@ RULES: tuple[Rule, ...] = (
     integer("init.num_samples", 1),
     integer("init.batch_size", 1),
     Rule("init.first_lr", "schedule, reference or a number > 0", lambda v: v in ("schedule", "reference") or (_is_number(v) and v > 0)),
+    one_of("init.accumulator_dtype", ("float32", "bfloat16")),  # lorasb.method.memory.DTYPES
+    boolean("init.offload"),
+    integer("init.layer_groups", 1),
+    Rule("init.memory_budget", "a number of bytes > 0 or auto", lambda v: v == "auto" or (_is_number(v) and v > 0), nullable=True),
     integer("init.svd.niter", 0),
     integer("init.svd.oversample", 0),
     integer("init.svd.exact_max_dim", 0),

@@ -25,8 +25,9 @@ from torch import nn
 from lorasb.lightning.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
 from lorasb.method.cache import GradientCache, Gradients
-from lorasb.method.estimate import accumulate_gradients, reduced, zero_sums
+from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.initialize import SVDConfig
+from lorasb.method.memory import AccumulatorOptions, fit_budget, memory_budget
 from lorasb.method.methods import Method, build_method
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.lr_search import SearchResult, search_lr
@@ -77,7 +78,8 @@ class LoraSBModule(L.LightningModule):
         cache_cfg = self.hparams.gradient_cache or {}
         cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
         start = time.perf_counter()
-        gradients = cache.gradients(self._estimate_gradients, device=self.device) if self.method.needs_gradients else None
+        needs = self.method.needs_gradients
+        gradients = cache.gradients(self._estimate_gradients, self.method.gradient_form, device=self.device) if needs else None
         gradient_seconds = time.perf_counter() - start
         memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
 
@@ -110,7 +112,9 @@ class LoraSBModule(L.LightningModule):
             )
 
     def _estimate_gradients(self) -> Gradients:
-        """ΣG of the method's target weights over ``init.num_samples`` training samples (all processes)."""
+        """ΣG (or its signs, as the method reads) of the method's target weights over
+        ``init.num_samples`` training samples (all processes), held as ``init`` says
+        (``accumulator_dtype``, ``offload``, ``layer_groups``, ``memory_budget``)."""
         init = self.hparams.init
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "init_dataloader"):
@@ -118,22 +122,32 @@ class LoraSBModule(L.LightningModule):
         loader = datamodule.init_dataloader(
             init["num_samples"], init["batch_size"], rank=self.global_rank, world_size=self.trainer.world_size
         )
-        batches = (self.trainer.strategy.batch_to_device(batch) for batch in loader)
-        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
         weights = self.method.target_weights(self.model)
-        if len(loader.dataset) == 0:  # more processes than init samples: this one adds nothing to the sum
-            sums = zero_sums(weights)
-        else:
-            with self.trainer.precision_plugin.forward_context():
-                sums = accumulate_gradients(
-                    self.model,
-                    batches,
-                    weights,
-                    progress=self.trainer.is_global_zero,
-                    loss_scale=scaler.get_scale() if scaler is not None else 1.0,
-                )
+        form = self.method.gradient_form
+        options = AccumulatorOptions(init.get("accumulator_dtype", "float32"), init.get("offload", False), init.get("layer_groups", 1))
+        budget = memory_budget(init.get("memory_budget"), self.device)
+        options = fit_budget(weights, options, form, budget, on_device=not (options.offload and self.device.type == "cuda"))
+        if budget is not None and self.trainer.world_size > 1:  # every process passes over the same groups
+            groups = self.trainer.strategy.reduce(torch.tensor(options.layer_groups, device=self.device), reduce_op="max")
+            options = replace(options, layer_groups=int(groups))
+        to_device = self.trainer.strategy.batch_to_device
+        batches = [to_device(batch) for batch in loader] if options.layer_groups > 1 else map(to_device, loader)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
+        # one layer at a time to the device and back: the backend may sum only device tensors
+        reduce = lambda total: self._sum_across_processes(total.to(self.device)).to(total.device)  # noqa: E731
+        with self.trainer.precision_plugin.forward_context():
+            sums = accumulate_gradients(
+                self.model,
+                batches,  # none where more processes than init samples: this one adds nothing to the sum
+                weights,
+                progress=self.trainer.is_global_zero,
+                loss_scale=scaler.get_scale() if scaler is not None else 1.0,
+                form=form,
+                options=options,
+                reduce=reduce,
+            )
         counts = self._sum_across_processes(torch.tensor([len(loader), len(loader.dataset)], device=self.device))
-        return Gradients(reduced(sums, self._sum_across_processes), batches=int(counts[0]), samples=int(counts[1]))
+        return Gradients(sums, batches=int(counts[0]), samples=int(counts[1]), accumulator=options.as_dict())
 
     def first_step_lr(self, peak_lr: float) -> float:
         """lr₁ of the estimated first step for a run whose peak lr is ``peak_lr``, as ``init.first_lr`` says.
@@ -256,6 +270,7 @@ class LoraSBModule(L.LightningModule):
             "first_step_lr": lr,
             "samples": gradients.samples if gradients else 0,
             "gradients": "none" if gradients is None else "cached" if gradients.cached else "estimated",
+            "accumulator": gradients.accumulator if gradients else None,  # dtype, offload, layer_groups
             "seconds": self.init_seconds,
             "gradient_seconds": gradient_seconds,
             "layers": {name: asdict(s) for name, s in stats.items()},

@@ -1,12 +1,14 @@
 """An on-disk cache of the summed gradient ΣG and of what is computed from it.
 
 ΣG depends on the model, its target layers, the data, the initialisation samples, the seed
-and the precision, but not on the rank, the learning rate or the method. So a sweep over
-those estimates it once: the first job writes one file per target layer under
-``<root>/<key>/gradients/``, the key being a hash of exactly what ΣG depends on (given by the
-caller, kept beside the files in ``meta.json``), and every later job reads them. Derived
-tensors that do not depend on the learning rate either (LoRA-SB's SVD of sign(ΣG)) are kept
-under the same key by :meth:`GradientCache.memo`.
+and the precision, but not on the rank or the learning rate. So a sweep over those estimates
+it once: the first job writes one file per target layer under ``<root>/<key>/<form>/``, the
+key being a hash of exactly what ΣG depends on (given by the caller, kept beside the files in
+``<form>/meta.json``), and every later job reads them. ``form`` is what the method reads
+(:attr:`lorasb.method.methods.Method.gradient_form`): ``sum`` (ΣG) or ``sign`` (sign(ΣG) as
+int8), each in its own folder; a job that reads signs takes them from cached sums too. Derived tensors
+that do not depend on the learning rate either (LoRA-SB's SVD of sign(ΣG)) are kept under the
+same key by :meth:`GradientCache.memo`.
 
 Every file is written to a temporary name and renamed into place, and ``meta.json`` is written
 last, so a job that starts while another is writing sees either nothing or a complete set.
@@ -33,12 +35,14 @@ Tensors = dict[str, torch.Tensor]
 
 @dataclass
 class Gradients:
-    """ΣG per target layer (names as in the unadapted model), over ``batches`` batches of ``samples`` samples."""
+    """ΣG per target layer (names as in the unadapted model), or sign(ΣG) as int8 (the ``sign``
+    form), over ``batches`` batches of ``samples`` samples."""
 
     sums: Tensors
     batches: int
     samples: int
     cached: bool = False  # read from the cache rather than estimated
+    accumulator: dict | None = None  # how ΣG was accumulated (lorasb.method.memory.AccumulatorOptions)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
@@ -71,22 +75,38 @@ class GradientCache:
         self.writer = writer
         self._memos: dict[str, Tensors] = {}  # this process's: a name is read or computed once
 
-    def gradients(self, compute: Callable[[], Gradients], device: torch.device | str = "cpu") -> Gradients:
-        """The cached ΣG, else ``compute()`` (stored for the next job)."""
-        meta_path = self.dir / "meta.json" if self.dir is not None else None
-        if meta_path is not None and meta_path.is_file():
-            meta = json.loads(meta_path.read_text())
-            sums = {name: torch.load(self.dir / "gradients" / f"{name}.pt", map_location=device, weights_only=True) for name in meta["layers"]}
-            log.info("gradient cache hit: %d layers from %s", len(sums), self.dir)
-            return Gradients(sums, meta["batches"], meta["samples"], cached=True)
+    def gradients(self, compute: Callable[[], Gradients], form: str = "sum", device: torch.device | str = "cpu") -> Gradients:
+        """The cached ΣG in ``form`` (``sum`` or ``sign``; signs are also read from cached sums),
+        else ``compute()`` (stored for the next job)."""
+        folder = self.dir / form if self.dir is not None else None
+        for source in (form, "sum") if folder is not None else ():
+            if (self.dir / source / "meta.json").is_file():
+                return self._read(source, form, device)
         result = compute()
-        if meta_path is not None and self.writer:
+        if folder is not None and self.writer:
             for name, grad in result.sums.items():
-                _atomic_write(self.dir / "gradients" / f"{name}.pt", lambda path, grad=grad: torch.save(grad.cpu(), path))
-            meta = {"depends_on": self.depends_on, "layers": list(result.sums), "batches": result.batches, "samples": result.samples}
-            _atomic_write(meta_path, lambda path: path.write_text(json.dumps(meta, indent=1, default=str) + "\n"))
-            log.info("gradient cache: stored %d layers in %s", len(result.sums), self.dir)
+                _atomic_write(folder / f"{name}.pt", lambda path, grad=grad: torch.save(grad.cpu(), path))
+            meta = {
+                "depends_on": self.depends_on,
+                "form": form,
+                "accumulator": result.accumulator,
+                "layers": list(result.sums),
+                "batches": result.batches,
+                "samples": result.samples,
+            }
+            _atomic_write(folder / "meta.json", lambda path: path.write_text(json.dumps(meta, indent=1, default=str) + "\n"))
+            log.info("gradient cache: stored %d layers (%s) in %s", len(result.sums), form, folder)
         return result
+
+    def _read(self, source: str, form: str, device: torch.device | str) -> Gradients:
+        folder = self.dir / source
+        meta = json.loads((folder / "meta.json").read_text())
+        sums = {}
+        for name in meta["layers"]:
+            tensor = torch.load(folder / f"{name}.pt", map_location=device, weights_only=True)
+            sums[name] = tensor.sign().to(torch.int8) if form == "sign" and source == "sum" else tensor
+        log.info("gradient cache hit: %d layers (%s) from %s", len(sums), source, folder)
+        return Gradients(sums, meta["batches"], meta["samples"], cached=True, accumulator=meta.get("accumulator"))
 
     def memo(self, name: str, compute: Callable[[], Tensors], device: torch.device | str = "cpu") -> Tensors:
         """Tensors derived from ΣG stored as ``<key>/<name>.pt``: loaded when present, else computed and

@@ -67,7 +67,7 @@ class LoraSBLinear(nn.Module):
         projected = F.linear(self.dropout(x), self.lora_A)
         core = F.linear(projected.to(self.lora_R.dtype), self.lora_R).to(projected.dtype)
         low_rank = F.linear(core, self.lora_B)
-        return self.base(x) + self.scaling * low_rank
+        return torch.add(self.base(x), low_rank, alpha=self.scaling)  # no separate s·low_rank tensor
 
     def delta_weight(self) -> torch.Tensor:
         """s·B·R·A, the out×in change this adapter makes to W0."""

@@ -4,7 +4,8 @@ Every method is built from ``rank`` and its own options (``build_method``) and d
 
     attach      adapt the model (heads named in ``head`` train in full with every method)
     initialize  set the adapters before training; methods with ``needs_gradients`` receive the
-                summed gradient ΣG of each target weight (names as in the unadapted model)
+                summed gradient ΣG of each target weight (names as in the unadapted model), or
+                only its signs as int8 where ``gradient_form`` is ``sign`` (4× less memory)
     kept        the names of frozen tensors the initialisation wrote (checkpoints keep them)
     export      write the trained adapter (PEFT format where the method has one); methods that
                 change W0 save their initial adapter first (``save_initial``) so that the export
@@ -49,6 +50,7 @@ class Method:
 
     name: ClassVar[str]
     needs_gradients: ClassVar[bool] = False
+    gradient_form: ClassVar[str] = "sum"  # what initialize reads: ΣG ("sum") or sign(ΣG) as int8 ("sign")
 
     def attach(self, model: nn.Module, targets: Iterable[str], head: Iterable[str] = ()) -> nn.Module:
         """The model to train; every parameter frozen except the method's and those of ``head``."""
@@ -84,11 +86,13 @@ class LoraSB(Method):
     """LoRA-SB: B·R·A with B = U_r, A = V_rᵀ, R = S_r/s from the SVD of ΔW = −lr₁·sign(ΣG).
 
     The SVD of −sign(ΣG) does not depend on lr₁ (ΔW's singular values are lr₁ times its), so it
-    is memoised and reused by every learning rate of a sweep.
+    is memoised and reused by every learning rate of a sweep. Only sign(ΣG) is read (int8),
+    turned into floats one layer at a time.
     """
 
     name: ClassVar[str] = "lora_sb"
     needs_gradients: ClassVar[bool] = True
+    gradient_form: ClassVar[str] = "sign"
 
     def attach(self, model, targets, head=()):
         attach(model, targets, self.rank, alpha=self.alpha, dropout=self.dropout)
@@ -104,7 +108,8 @@ class LoraSB(Method):
         tag = f"sign_svd/r{self.rank}-niter{svd.niter}-over{svd.oversample}-exact{svd.exact_max_dim}-seed{svd.seed}"
         stats = {}
         for name, layer in adapters(model).items():
-            direction = -gradients.sums[name].to(layer.lora_R.device).sign()
+            dtype = torch.promote_types(layer.base.weight.dtype, torch.float32)
+            direction = -gradients.sums[name].to(layer.lora_R.device).sign().to(dtype)
 
             def factors(direction=direction):
                 return dict(zip("USV", truncated_svd(direction, self.rank, svd)))

@@ -130,6 +130,7 @@ class LoraGA(Lora):
         config = model.peft_config["default"].lora_ga_config
         for name, layer in lora_layers(model).items():
             base = layer.get_base_layer()
-            base._peft_loraga_grad = gradients.sums[name].to(base.weight.device) / gradients.batches
+            total = gradients.sums[name].to(base.weight.device)
+            base._peft_loraga_grad = total.to(torch.promote_types(total.dtype, torch.float32)) / gradients.batches
             layer.lora_ga_init("default", config)
         return {}

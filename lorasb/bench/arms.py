@@ -1,0 +1,219 @@
+"""The benchmarked arms: each builds its model once, then ``run()`` is the measured call.
+
+Training-step arms (one forward + backward + AdamW step on one batch):
+
+    floor    the frozen model; only the input embeddings' output requires grad, so backward runs
+             through every layer without any parameter gradient (forward + backward only)
+    lora_sb  this package's B·R·A layer on the targets (the model's head trains in full)
+    lora     PEFT's LoRA, same rank, targets and head
+    full     every weight trains
+
+Initialisation arms (the gradient pass over the initialisation samples, then the SVD):
+
+    passes           the same forward/backward passes with only the target weights requiring
+                     grad, ΣG left in their ``.grad`` by autograd: the least any estimate costs
+    lora_sb[<mode>]  this package's estimation and LoRA-SB's SVD; ``<mode>`` is a key of
+                     INIT_MODES, the accumulator options (``init.accumulator_dtype``,
+                     ``init.offload``, ``init.layer_groups``) given to ``accumulate_gradients``
+    reference        the reference implementation's estimation (:mod:`lorasb.bench.reference`)
+    lora_ga          PEFT's ``preprocess_loraga`` and LoRA-GA's initialisation in ``get_peft_model``
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from peft import preprocess_loraga
+
+from lorasb.bench.measure import seconds
+from lorasb.bench.models import ModelSpec, load, random_batches
+from lorasb.bench.reference import reference_style_gradient_sums
+from lorasb.method.cache import Gradients
+from lorasb.method.estimate import accumulate_gradients
+from lorasb.method.memory import AccumulatorOptions
+from lorasb.method.methods import build_method
+
+INIT_MODES: dict[str, AccumulatorOptions] = {
+    "default": AccumulatorOptions(),
+    "bf16": AccumulatorOptions(dtype="bfloat16"),
+    "offload": AccumulatorOptions(offload=True),
+    "groups4": AccumulatorOptions(layer_groups=4),
+}
+FIRST_STEP_LR = 1e-4  # scales LoRA-SB's R; the time does not depend on it
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every arm shares."""
+
+    model: ModelSpec
+    batch: int
+    seq_len: int
+    rank: int
+    init_samples: int
+    device: str
+    seed: int = 0
+
+
+def training_batch(settings: Settings, model) -> dict:
+    s = settings
+    return random_batches(s.model, model.config.vocab_size, 1, s.batch, s.seq_len, s.device, s.seed)[0]
+
+
+def init_batches(settings: Settings, model) -> list[dict]:
+    """``init_samples`` random samples in batches of ``batch`` (the last one possibly smaller)."""
+    s = settings
+    count = math.ceil(s.init_samples / s.batch)
+    batches = random_batches(s.model, model.config.vocab_size, count, s.batch, s.seq_len, s.device, s.seed + 1)
+    last = s.init_samples - (count - 1) * s.batch
+    batches[-1] = {k: v[:last] for k, v in batches[-1].items()}
+    return batches
+
+
+class TrainingStep:
+    """One optimizer step of the model as adapted by ``adapt``."""
+
+    def __init__(self, settings: Settings, adapt: Callable):
+        model = load(settings.model, settings.device)
+        self.model = adapt(model, settings)
+        self.batch = training_batch(settings, model)
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trained) if trained else None
+
+    def prepare(self) -> None:
+        """Nothing to reset between steps."""
+
+    def run(self) -> dict[str, float]:
+        self.model(**self.batch).loss.backward()
+        if self.optimizer is not None:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {}
+
+
+def frozen(model, settings: Settings):
+    model.requires_grad_(False)
+    model.enable_input_require_grads()
+    return model
+
+
+def adapted_by(method: str) -> Callable:
+    def adapt(model, settings: Settings):
+        spec = settings.model
+        return build_method(method, settings.rank).attach(model, spec.targets, spec.head)
+
+    return adapt
+
+
+class LoraSBInit:
+    """This package's gradient pass (``options`` go to ``accumulate_gradients``), then LoRA-SB's SVD."""
+
+    def __init__(self, settings: Settings, options: AccumulatorOptions):
+        self.settings, self.options = settings, options
+        self.method = build_method("lora_sb", settings.rank)
+        model = load(settings.model, settings.device)
+        self.model = self.method.attach(model, settings.model.targets, settings.model.head)
+        self.batches = init_batches(settings, model)
+
+    def prepare(self) -> None:
+        """The initialisation overwrites the factors: it can run again as it is."""
+
+    def run(self) -> dict[str, float]:
+        device, sums = self.settings.device, {}
+        weights = self.method.target_weights(self.model)
+        form = self.method.gradient_form
+
+        def estimate():
+            sums.update(accumulate_gradients(self.model, self.batches, weights, form=form, options=self.options))
+
+        gradients = seconds(estimate, device)
+        summed = Gradients(sums, batches=len(self.batches), samples=self.settings.init_samples)
+        svd = seconds(lambda: self.method.initialize(self.model, summed, FIRST_STEP_LR), device)
+        return {"gradients": gradients, "svd": svd}
+
+
+class PlainPasses:
+    """The forward/backward passes of the initialisation with autograd summing the target
+    weights' gradients into ``.grad``: no hooks, no sums of our own, no SVD."""
+
+    def __init__(self, settings: Settings):
+        self.device = settings.device
+        method = build_method("lora_sb", settings.rank)
+        model = load(settings.model, settings.device)
+        self.model = method.attach(model, settings.model.targets, settings.model.head).requires_grad_(False)
+        self.weights = list(method.target_weights(self.model).values())
+        self.batches = init_batches(settings, model)
+
+    def prepare(self) -> None:
+        for weight in self.weights:
+            weight.grad = None
+            weight.requires_grad_(True)
+
+    def run(self) -> dict[str, float]:
+        def passes():
+            for batch in self.batches:
+                self.model(**batch).loss.backward()
+
+        return {"gradients": seconds(passes, self.device)}
+
+
+class ReferenceInit:
+    """The reference implementation's gradient pass (every parameter, summed on the CPU)."""
+
+    def __init__(self, settings: Settings):
+        self.device = settings.device
+        self.model = load(settings.model, settings.device)
+        self.batches = init_batches(settings, self.model)
+
+    def prepare(self) -> None:
+        """Nothing to reset: the gradients are cleared batch by batch."""
+
+    def run(self) -> dict[str, float]:
+        return {"gradients": seconds(lambda: reference_style_gradient_sums(self.model, self.batches), self.device)}
+
+
+class LoraGAInit:
+    """PEFT's LoRA-GA: ``preprocess_loraga``'s gradient pass, then ``get_peft_model``'s SVD
+    initialisation (which changes the model, so each run gets a freshly loaded one)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.method = build_method("lora_ga", settings.rank)
+        self.model = None
+        self.batches = None
+
+    def prepare(self) -> None:
+        self.model = None
+        gc.collect()
+        self.model = load(self.settings.model, self.settings.device)
+        self.batches = self.batches or init_batches(self.settings, self.model)
+
+    def train_step(self) -> None:
+        for batch in self.batches:
+            self.model(**batch).loss.backward()
+
+    def run(self) -> dict[str, float]:
+        spec, device = self.settings.model, self.settings.device
+        config = self.method.lora_config(spec.targets, spec.head)
+        gradients = seconds(lambda: preprocess_loraga(self.model, config, self.train_step), device)
+        svd = seconds(lambda: self.method.attach(self.model, spec.targets, spec.head), device)
+        return {"gradients": gradients, "svd": svd}
+
+
+TRAINING: dict[str, Callable[[Settings], object]] = {
+    "floor": lambda s: TrainingStep(s, frozen),
+    "lora_sb": lambda s: TrainingStep(s, adapted_by("lora_sb")),
+    "lora": lambda s: TrainingStep(s, adapted_by("lora")),
+    "full": lambda s: TrainingStep(s, adapted_by("full")),
+}
+INITIALISATION: dict[str, Callable[[Settings], object]] = {
+    "passes": PlainPasses,
+    **{f"lora_sb[{mode}]": (lambda s, options=options: LoraSBInit(s, options)) for mode, options in INIT_MODES.items()},
+    "reference": ReferenceInit,
+    "lora_ga": LoraGAInit,
+}
+GROUPS = {"training": TRAINING, "initialisation": INITIALISATION}

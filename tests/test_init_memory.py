@@ -1,0 +1,207 @@
+"""Memory of the gradient estimate: sums added as gradients arrive, layer groups, offload,
+bfloat16 sums, int8 signs for LoRA-SB, a memory budget, and the cache keeping forms apart."""
+
+import json
+
+import pytest
+import torch
+
+import lorasb
+from lorasb.method.cache import GradientCache, Gradients
+from lorasb.method.estimate import accumulate_gradients
+from lorasb.method.memory import AccumulatorOptions, fit_budget, group_names, memory_budget, needed_bytes, split_groups
+from lorasb.method.methods import build_method
+from lorasb.train import run
+from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
+
+RANK = 4
+
+
+def llama_with_adapters():
+    model = tiny_llama()
+    lorasb.attach(model, LLAMA_TARGETS, rank=RANK)
+    return model
+
+
+def reference_sums(model, batches) -> dict[str, torch.Tensor]:
+    """ΣG from ``torch.autograd.grad`` on every target weight at once."""
+    weights = {name: layer.base.weight for name, layer in lorasb.adapters(model).items()}
+    for w in weights.values():
+        w.requires_grad_(True)
+    sums = {name: torch.zeros_like(w) for name, w in weights.items()}
+    for batch in batches:
+        for name, grad in zip(weights, torch.autograd.grad(model(**batch).loss, list(weights.values()))):
+            sums[name] += grad
+    for w in weights.values():
+        w.requires_grad_(False)
+    return sums
+
+
+def test_sums_added_as_gradients_arrive_equal_autograd_and_leave_no_grad():
+    model = llama_with_adapters()
+    batches = llama_batches(count=3)
+    expected = reference_sums(model, batches)
+    sums = accumulate_gradients(model, batches)
+    assert sums.keys() == expected.keys()
+    for name, total in sums.items():
+        assert total.dtype == torch.float64
+        assert torch.equal(total, expected[name]), name
+    assert all(p.grad is None for p in model.parameters())
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == {f"{n}.lora_R" for n in sums}
+
+
+@pytest.mark.parametrize("form", ["sum", "sign"])
+def test_one_two_and_three_layer_groups_give_the_same_result(form):
+    model = llama_with_adapters()
+    batches = llama_batches(count=3)
+    results = [accumulate_gradients(model, batches, form=form, options=AccumulatorOptions(layer_groups=k)) for k in (1, 2, 3)]
+    for result in results[1:]:
+        assert list(result) == list(results[0])
+        assert all(torch.equal(result[name], results[0][name]) for name in result)
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_signs_are_int8_signs_of_the_sums():
+    model = llama_with_adapters()
+    sums = accumulate_gradients(model, llama_batches())
+    signs = accumulate_gradients(model, llama_batches(), form="sign")
+    for name, sign in signs.items():
+        assert sign.dtype == torch.int8
+        assert torch.equal(sign, sums[name].sign().to(torch.int8)), name
+
+
+def test_offloaded_sums_give_exactly_the_same_signs():
+    model = llama_with_adapters()
+    plain = accumulate_gradients(model, llama_batches(), form="sign")
+    offloaded = accumulate_gradients(model, llama_batches(), form="sign", options=AccumulatorOptions(offload=True, layer_groups=2))
+    assert all(torch.equal(offloaded[name], plain[name]) and offloaded[name].device.type == "cpu" for name in plain)
+
+
+def test_bfloat16_sums_mostly_keep_the_signs():
+    model = llama_with_adapters().float()
+    batches = llama_batches(count=8)
+    single = accumulate_gradients(model, batches)
+    half = accumulate_gradients(model, batches, options=AccumulatorOptions(dtype="bfloat16"))
+    assert {t.dtype for t in half.values()} == {torch.bfloat16}
+    agree = sum((half[n].sign() == single[n].sign()).sum().item() for n in single) / sum(t.numel() for t in single.values())
+    assert 0.97 < agree < 1.0, agree  # a few entries with a sum near zero flip
+
+
+def test_a_generator_cannot_feed_several_layer_groups():
+    model = llama_with_adapters()
+    with pytest.raises(ValueError, match="gave 2 batches to layer group 1 but 0 to group 2: pass a list or a DataLoader"):
+        accumulate_gradients(model, iter(llama_batches()), options=AccumulatorOptions(layer_groups=2))
+
+
+def test_a_weight_outside_the_loss_is_named():
+    model = llama_with_adapters()
+    weights = {"q": model.model.layers[0].self_attn.q_proj.base.weight, "stray": torch.nn.Parameter(torch.zeros(2, 2), requires_grad=False)}
+    with pytest.raises(RuntimeError, match="layer 'stray' got no gradient: it does not take part in the loss"):
+        accumulate_gradients(model, llama_batches(), weights)
+    assert not any(w.requires_grad for w in weights.values())
+
+
+def test_lora_sb_initialises_from_the_int8_signs_as_from_the_sums():
+    batches = bert_batches()
+    models, method = [], build_method("lora_sb", RANK)
+    for form in ("sum", "sign"):
+        model = method.attach(tiny_bert(), BERT_TARGETS)
+        sums = accumulate_gradients(model, batches, form=form)
+        method.initialize(model, Gradients(sums, batches=3, samples=12), 1e-3)
+        models.append(model)
+    for name, layer in lorasb.adapters(models[0]).items():
+        assert torch.equal(layer.delta_weight(), lorasb.adapters(models[1])[name].delta_weight()), name
+
+
+# --- groups and the memory budget, on made-up shapes ---------------------------------------
+
+
+def test_groups_are_contiguous_and_their_largest_is_the_smallest_possible():
+    assert split_groups([4, 4, 4, 4], 2) == [[0, 1], [2, 3]]
+    assert split_groups([1, 1, 1, 3], 3) == [[0, 1], [2], [3]]
+    assert split_groups([6, 1, 1, 1, 1, 1, 1], 2) == [[0], [1, 2, 3, 4, 5, 6]]
+    assert split_groups([5, 5], 10) == [[0], [1]]
+    assert split_groups([3, 1, 2], 1) == [[0, 1, 2]]
+
+
+def shapes(*numels, dtype=torch.float32) -> dict[str, torch.Tensor]:
+    return {f"layer{i}": torch.empty(n, device="meta", dtype=dtype) for i, n in enumerate(numels)}
+
+
+FOUR = shapes(1000, 1000, 1000, 1000)  # 4000 bytes of float32 gradient each
+
+
+@pytest.mark.parametrize(
+    ("budget", "configured", "groups"),
+    [(None, 1, 1), (24000, 1, 1), (23999, 1, 2), (16000, 1, 2), (15999, 1, 4), (12000, 1, 4), (24000, 3, 3), (50000, 9, 4)],
+)
+def test_the_budget_picks_the_fewest_groups_that_fit(budget, configured, groups):
+    # peak = largest gradient 4000 + largest group's float32 sums + 4000 int8 signs
+    assert needed_bytes(FOUR, AccumulatorOptions(layer_groups=groups), "sign") <= (budget or 10**9)
+    assert fit_budget(FOUR, AccumulatorOptions(layer_groups=configured), "sign", budget).layer_groups == groups
+
+
+def test_bfloat16_offload_and_the_sum_form_in_the_budget():
+    assert fit_budget(FOUR, AccumulatorOptions(dtype="bfloat16"), "sign", 16000).layer_groups == 1
+    assert fit_budget(FOUR, AccumulatorOptions(offload=True), "sign", 4000, on_device=False).layer_groups == 1
+    assert needed_bytes(FOUR, AccumulatorOptions(layer_groups=4), "sum") == 4000 + 16000  # groups do not lower it
+    assert fit_budget(FOUR, AccumulatorOptions(), "sum", 20000).layer_groups == 1
+
+
+def test_a_budget_nothing_fits_names_what_to_change():
+    with pytest.raises(ValueError) as caught:
+        fit_budget(FOUR, AccumulatorOptions(), "sign", 11999)
+    assert str(caught.value) == (
+        "init.memory_budget=11999 bytes is less than the 12000 bytes the gradient estimate needs (accumulators in "
+        "float32, offload=false, 4 layer groups); set init.offload=true, init.accumulator_dtype=bfloat16 or a larger "
+        "init.memory_budget"
+    )
+    with pytest.raises(ValueError, match=r"^init.memory_budget=19999 bytes is less than the 20000 bytes .* 1 layer group\);"):
+        fit_budget(FOUR, AccumulatorOptions(), "sum", 19999)
+    with pytest.raises(ValueError, match=r"^init.memory_budget=3999 bytes is less than the 4000 bytes .*offload=true"):
+        fit_budget(FOUR, AccumulatorOptions(offload=True), "sign", 3999, on_device=False)
+
+
+def test_memory_budget_values():
+    assert memory_budget(None, torch.device("cpu")) is None
+    assert memory_budget(2.5e9, torch.device("cpu")) == 2_500_000_000
+    assert memory_budget("auto", torch.device("cpu")) > 0  # MemAvailable
+
+
+def test_group_names_follow_the_weights_order():
+    assert group_names(shapes(3, 1, 2, 2), 2) == [["layer0", "layer1"], ["layer2", "layer3"]]
+
+
+# --- the cache and a run ------------------------------------------------------------------
+
+
+def test_the_cache_keeps_sums_and_signs_apart_and_reads_signs_from_sums(tmp_path):
+    sums = Gradients({"a": torch.tensor([0.5, -2.0, 0.0])}, batches=1, samples=2)
+    signs = Gradients({"a": torch.tensor([1, 1, -1], dtype=torch.int8)}, batches=1, samples=2, accumulator={"dtype": "float32"})
+    cache = GradientCache(tmp_path / "signs first", {"model": "m"})
+    cache.gradients(lambda: signs, "sign")
+    assert cache.gradients(lambda: sums, "sum") is sums  # sums are not read from signs
+    read = GradientCache(tmp_path / "signs first", {"model": "m"}).gradients(lambda: pytest.fail("estimated again"), "sign")
+    assert read.cached and torch.equal(read.sums["a"], signs.sums["a"]) and read.accumulator == {"dtype": "float32"}
+    (key,) = (tmp_path / "signs first").iterdir()
+    assert json.loads((key / "sign" / "meta.json").read_text())["form"] == "sign"
+
+    GradientCache(tmp_path / "sums only", {"model": "m"}).gradients(lambda: sums, "sum")
+    read = GradientCache(tmp_path / "sums only", {"model": "m"}).gradients(lambda: pytest.fail("estimated again"), "sign")
+    assert read.cached and read.sums["a"].dtype == torch.int8 and read.sums["a"].tolist() == [1, -1, 0]
+
+
+def test_a_run_records_its_accumulator(composer, tmp_path, glue_fixtures):
+    overrides = [
+        "task=glue/rte", "model=minilm", "trainer=cpu", "trainer.precision=32-true", "logger=csv",
+        f"data.dir={glue_fixtures}", "data.train_limit=16", "data.val_limit=16", "data.max_length=32",
+        "init.num_samples=4", "init.batch_size=2", "optim.lr=1e-3", "++trainer.fast_dev_run=true",
+        "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false",
+        "init.layer_groups=2", "init.memory_budget=auto",
+    ]  # fmt: skip
+    run(composer(overrides, tmp_path))
+    stats = json.loads((tmp_path / "init_stats.json").read_text())
+    assert stats["gradients"] == "estimated"
+    assert stats["accumulator"] == {"dtype": "float32", "offload": False, "layer_groups": 2}
+    meta = json.loads(next(tmp_path.glob("gradient_cache/*/sign/meta.json")).read_text())
+    assert meta["accumulator"] == stats["accumulator"] and len(meta["layers"]) == 24
