@@ -6,6 +6,7 @@ import statistics
 import pytest
 import torch
 
+from lorasb.bench import scaling
 from lorasb.bench.__main__ import main
 from lorasb.bench.measure import peak, reset_peak
 from lorasb.bench.models import resolve
@@ -77,8 +78,9 @@ def test_a_tiny_run_reports_every_arm_with_medians_and_ratios(tmp_path, capsys):
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
     groups = result["groups"]
     assert list(groups["training"]) == TRAINING_ARMS
+    assert list(groups["evaluation"]) == ["lora_sb", "merged"]
     assert list(groups["initialisation"]) == list(INIT_ARMS)
-    bases = {"training": ["floor", "lora"], "initialisation": ["passes", "reference"]}
+    bases = {"training": ["floor", "lora"], "evaluation": ["merged"], "initialisation": ["passes", "reference"]}
     for group, arms in groups.items():
         for arm, summary in arms.items():
             repeats = summary["repeats"]
@@ -131,3 +133,23 @@ def test_on_paper_peaks_add_the_estimates_bytes_to_the_same_weights_and_activati
     assert found["init, offload"] == base + largest
     assert found["init, reference-style"] == base + shape.parameters() * 2
     assert found["training step"] == shape.parameters() * 2 + shape.activation_bytes(512) + 32 * 7 * 96**2 * 16
+
+
+def test_scaling_varies_one_setting_at_a_time_around_the_others(monkeypatch, capsys, tmp_path):
+    seen = []
+
+    def fake_point(settings, repeats, warmup):
+        seen.append((settings.seq_len, settings.rank, settings.init_samples, repeats, warmup))
+        return {"step_seconds": 0.5, "step_peak_bytes": 2**30, "init_seconds": 2.0, "gradient_seconds": 1.5, "svd_seconds": 0.5, "init_peak_bytes": 2**31}
+
+    monkeypatch.setattr(scaling, "point", fake_point)
+    out = tmp_path / "scaling.json"
+    result = scaling.main(["--seq-len", "64", "--rank", "8", "--init-samples", "16", "--repeats", "3", "--warmup", "0", "--out", str(out)])
+    assert seen == [
+        *((s, 8, 16, 3, 0) for s in (32, 64, 128, 256)),
+        *((64, r, 16, 3, 0) for r in (4, 8, 16, 32)),
+        *((64, 8, n, 3, 0) for n in (8, 16, 32, 64)),
+    ]
+    assert [(r["varied"], r["value"]) for r in result["rows"]][:2] == [("seq_len", 32), ("seq_len", 64)]
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    assert "init_samples     64   2.000            1.500  0.500        25%          2.000   0.500          1.000" in capsys.readouterr().out

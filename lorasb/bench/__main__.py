@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
-import torch
-
-import lorasb.bench
-from lorasb.bench.arms import Settings
+from lorasb.bench.cli import parse, settings_of, table
 from lorasb.bench.measure import machine, memory_measure
-from lorasb.bench.models import resolve
 from lorasb.bench.runner import run_group, summarise
 
 GIB = 2**30
-BASES = {"training": ("floor", "lora"), "initialisation": ("passes", "reference")}
+BASES = {"training": ("floor", "lora"), "evaluation": ("merged",), "initialisation": ("passes", "reference")}
 TITLES = {
     "training": "training step: forward + backward + AdamW step on one batch (floor: forward + backward)",
+    "evaluation": "evaluation: a forward pass on one batch without gradients, adapters as trained or merged",
     "initialisation": "initialisation: gradient pass over the initialisation samples, then the SVD",
 }
-
-
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lorasb.bench", description=lorasb.bench.__doc__)
-    parser.add_argument("--model", default="minilm", help="minilm, smollm2, another option of conf/model, or a local folder")
-    parser.add_argument("--batch", type=int, default=16, help="samples per batch")
-    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sample")
-    parser.add_argument("--rank", type=int, default=16, help="adapter rank (LoRA-SB, LoRA, LoRA-GA)")
-    parser.add_argument("--init-samples", type=int, default=32, help="samples of the initialisation's gradient pass")
-    parser.add_argument("--repeats", type=int, default=5, help="measurements per arm; the median is reported")
-    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs per arm first")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    parser.add_argument("--targets", nargs="+", help="adapted layers (default: the model config's target_modules)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    parser.add_argument("--out", type=Path, help="write every raw measurement here as JSON")
-    return parser.parse_args(argv)
-
-
-def table(rows: list[list[str]]) -> str:
-    """``rows`` (the first one the header) aligned: the first column left, the others right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-        for row in rows
-    )
 
 
 def group_table(arms: dict, bases: tuple[str, ...]) -> str:
@@ -110,10 +80,9 @@ def report(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
-    spec = resolve(args.model, args.targets)
-    settings = Settings(spec, args.batch, args.seq_len, args.rank, args.init_samples, args.device, args.seed)
+    settings = settings_of(args)
     result = {
-        "settings": {**vars(settings), "model": vars(spec), "repeats": args.repeats, "warmup": args.warmup},
+        "settings": {**vars(settings), "model": vars(settings.model), "repeats": args.repeats, "warmup": args.warmup},
         "machine": machine(args.device),
         "memory": memory_measure(args.device),
         "groups": {group: summarise(run_group(group, settings, args.repeats, args.warmup), bases) for group, bases in BASES.items()},

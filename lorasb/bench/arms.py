@@ -8,6 +8,11 @@ Training-step arms (one forward + backward + AdamW step on one batch):
     lora     PEFT's LoRA, same rank, targets and head
     full     every weight trains
 
+Evaluation arms (a forward pass on one batch, no gradients):
+
+    lora_sb  the B·R·A layers as trained
+    merged   the same model with every adapter folded into its weight (``lorasb.merge``)
+
 Initialisation arms (the gradient pass over the initialisation samples, then the SVD):
 
     passes           the same forward/backward passes with only the target weights requiring
@@ -32,6 +37,7 @@ from peft import preprocess_loraga
 from lorasb.bench.measure import seconds
 from lorasb.bench.models import ModelSpec, load, random_batches
 from lorasb.bench.reference import reference_style_gradient_sums
+from lorasb.method.attach import merge
 from lorasb.method.cache import Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import AccumulatorOptions
@@ -107,6 +113,25 @@ def adapted_by(method: str) -> Callable:
         return build_method(method, settings.rank).attach(model, spec.targets, spec.head)
 
     return adapt
+
+
+class EvalForward:
+    """A no-grad forward of a LoRA-SB model in eval mode, its adapters merged or not."""
+
+    def __init__(self, settings: Settings, merged: bool):
+        model = load(settings.model, settings.device)
+        self.model = adapted_by("lora_sb")(model, settings).eval()
+        if merged:
+            merge(self.model)
+        self.batch = training_batch(settings, model)
+
+    def prepare(self) -> None:
+        """Nothing changes between forwards."""
+
+    @torch.no_grad()
+    def run(self) -> dict[str, float]:
+        self.model(**self.batch)
+        return {}
 
 
 class LoraSBInit:
@@ -210,10 +235,14 @@ TRAINING: dict[str, Callable[[Settings], object]] = {
     "lora": lambda s: TrainingStep(s, adapted_by("lora")),
     "full": lambda s: TrainingStep(s, adapted_by("full")),
 }
+EVALUATION: dict[str, Callable[[Settings], object]] = {
+    "lora_sb": lambda s: EvalForward(s, merged=False),
+    "merged": lambda s: EvalForward(s, merged=True),
+}
 INITIALISATION: dict[str, Callable[[Settings], object]] = {
     "passes": PlainPasses,
     **{f"lora_sb[{mode}]": (lambda s, options=options: LoraSBInit(s, options)) for mode, options in INIT_MODES.items()},
     "reference": ReferenceInit,
     "lora_ga": LoraGAInit,
 }
-GROUPS = {"training": TRAINING, "initialisation": INITIALISATION}
+GROUPS = {"training": TRAINING, "evaluation": EVALUATION, "initialisation": INITIALISATION}

@@ -7,7 +7,7 @@ import statistics
 import traceback
 from multiprocessing.connection import Connection
 
-from transformers.utils.logging import disable_progress_bar
+from transformers.utils.logging import disable_progress_bar, set_verbosity_error
 
 from lorasb.bench.arms import GROUPS, Settings
 from lorasb.bench.measure import measured
@@ -19,6 +19,7 @@ def serve(conn: Connection, group: str, arm: str, settings: Settings, warmup: in
     """Worker: build ``arm``, run it ``warmup`` times, then measure it once per ``"measure"`` received."""
     try:
         disable_progress_bar()
+        set_verbosity_error()  # no load report per worker
         bench = GROUPS[group][arm](settings)
         for _ in range(warmup):
             bench.prepare()
@@ -40,13 +41,13 @@ def _receive(conn: Connection, arm: str):
     return value
 
 
-def run_group(group: str, settings: Settings, repeats: int, warmup: int) -> dict[str, list[dict]]:
-    """``repeats`` measurements of every arm of ``group``: one worker process per arm, one
-    measurement of each arm in turn per repeat."""
+def run_group(group: str, settings: Settings, repeats: int, warmup: int, arms: list[str] | None = None) -> dict[str, list[dict]]:
+    """``repeats`` measurements of every arm of ``group`` (or of ``arms``): one worker process
+    per arm, one measurement of each arm in turn per repeat."""
     context = multiprocessing.get_context("spawn")
     workers = {}
     try:
-        for arm in GROUPS[group]:
+        for arm in arms or GROUPS[group]:
             mine, theirs = context.Pipe()
             process = context.Process(target=serve, args=(theirs, group, arm, settings, warmup), daemon=True)
             process.start()
