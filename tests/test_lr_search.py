@@ -83,6 +83,15 @@ def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_does_worse(mon
     assert all(result.scores[lr] == losses[lr] or math.isnan(losses[lr]) and math.isinf(result.scores[lr]) for lr in tried)
 
 
+def test_the_walk_shows_its_progress_with_each_score(capsys):
+    model, initialize, names = sb_model()
+    train, scored = bert_batches(count=1, seed=1), bert_batches(count=1, seed=2)
+    result = search_lr(model, [1e-3, 1e-2], initialize, names, train, scored, OPTIMIZER, progress=True)
+    shown = capsys.readouterr().err
+    assert "optim.lr=auto: trying learning rates" in shown
+    assert f"held-out loss at 0.01: {result.scores[1e-2]:.4f}" in shown
+
+
 def test_a_search_where_every_candidate_diverges_names_the_fix():
     model, initialize, names = sb_model()
     with pytest.raises(FloatingPointError, match=r"every candidate lr \(inf\) gave a non-finite loss.*optim.auto_lr.candidates"):

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 Batch = dict[str, torch.Tensor]
 
@@ -92,12 +93,14 @@ def search_lr(
     clip_norm: float | None = None,
     seed: int = 0,
     forward_context: Callable[[], AbstractContextManager] = nullcontext,
+    progress: bool = False,
 ) -> SearchResult:
     """The candidate lr with the lowest held-out loss after a few steps, walking down from the
     largest until a candidate does worse than a larger one (module docstring).
 
     ``initialize(lr)`` writes the method's initialisation for peak lr ``lr``; ``state_names``
     are the parameters it writes or training changes, restored after every candidate.
+    ``progress`` shows a bar over the candidates with the last one's score.
     """
     if not candidates:
         raise ValueError("optim.auto_lr.candidates is empty: give the learning rates to try")
@@ -106,18 +109,21 @@ def search_lr(
     saved = {name: parameters[name].detach().clone() for name in state_names}
     devices = [p.device for p in saved.values() if p.device.type == "cuda"][:1]
     scores = {}
-    for lr in sorted(candidates, reverse=True):
+    walk = tqdm(sorted(candidates, reverse=True), desc="optim.lr=auto: trying learning rates", disable=not progress)
+    for lr in walk:
         with torch.random.fork_rng(devices=devices), forward_context():
             torch.manual_seed(seed)
             initialize(lr)
             take_steps(model, lr, train_batches, optimizer_options, clip_norm)
             loss = held_out_loss(model, holdout_batches)
         scores[lr] = loss if math.isfinite(loss) else math.inf
+        walk.set_postfix_str(f"held-out loss at {lr:g}: {scores[lr]:.4f}")
         with torch.no_grad():
             for name, tensor in saved.items():
                 parameters[name].copy_(tensor)
         if scores[lr] > min(scores.values()):
             break
+    walk.close()
     model.train()
     best = min(scores, key=scores.get)
     if math.isinf(scores[best]):

@@ -215,6 +215,7 @@ class LoraSBModule(L.LightningModule):
             clip_norm=self.trainer.gradient_clip_val,
             seed=datamodule.seed,
             forward_context=self.trainer.precision_plugin.forward_context,
+            progress=self.trainer.is_global_zero and self.trainer.progress_bar_callback is not None,
         )
         if self.trainer.world_size > 1:
             result = replace(result, lr=self.trainer.strategy.broadcast(result.lr, src=0))
