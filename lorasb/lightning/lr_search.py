@@ -109,15 +109,16 @@ def search_lr(
     saved = {name: parameters[name].detach().clone() for name in state_names}
     devices = [p.device for p in saved.values() if p.device.type == "cuda"][:1]
     scores = {}
-    walk = tqdm(sorted(candidates, reverse=True), desc="optim.lr=auto: trying learning rates", disable=not progress)
-    for lr in walk:
+    walk = tqdm(total=len(candidates), desc="optim.lr=auto: trying learning rates", disable=not progress)
+    for lr in sorted(candidates, reverse=True):
         with torch.random.fork_rng(devices=devices), forward_context():
             torch.manual_seed(seed)
             initialize(lr)
             take_steps(model, lr, train_batches, optimizer_options, clip_norm)
             loss = held_out_loss(model, holdout_batches)
         scores[lr] = loss if math.isfinite(loss) else math.inf
-        walk.set_postfix_str(f"held-out loss at {lr:g}: {scores[lr]:.4f}")
+        walk.set_postfix_str(f"held-out loss at {lr:g}: {scores[lr]:.4f}", refresh=False)
+        walk.update()
         with torch.no_grad():
             for name, tensor in saved.items():
                 parameters[name].copy_(tensor)
