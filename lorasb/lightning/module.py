@@ -140,7 +140,7 @@ class LoraSBModule(L.LightningModule):
                 self.model,
                 batches,  # none where more processes than init samples: this one adds nothing to the sum
                 weights,
-                progress=self.trainer.is_global_zero,
+                progress=self._show_progress(),
                 loss_scale=scaler.get_scale() if scaler is not None else 1.0,
                 form=form,
                 options=options,
@@ -215,13 +215,17 @@ class LoraSBModule(L.LightningModule):
             clip_norm=self.trainer.gradient_clip_val,
             seed=datamodule.seed,
             forward_context=self.trainer.precision_plugin.forward_context,
-            progress=self.trainer.is_global_zero and self.trainer.progress_bar_callback is not None,
+            progress=self._show_progress(),
         )
         if self.trainer.world_size > 1:
             result = replace(result, lr=self.trainer.strategy.broadcast(result.lr, src=0))
         scores = ", ".join(f"{lr:g}: {score:.4f}" for lr, score in result.scores.items())
         log.info("optim.lr=auto chose %g in %.1fs (held-out loss after %d steps: %s)", result.lr, result.seconds, steps, scores)
         return result
+
+    def _show_progress(self) -> bool:
+        """Progress bars of the initialisation: on rank 0, where the run shows its progress bar."""
+        return self.trainer.is_global_zero and self.trainer.progress_bar_callback is not None
 
     def _sum_across_processes(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.trainer.strategy.reduce(tensor, reduce_op="sum") if self.trainer.world_size > 1 else tensor
