@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lorasb.data import GlueDataModule
-from lorasb.lightning.lr_search import held_out_loss, search_lr, take_steps
+from lorasb.lightning.lr_search import clearly_worse, held_out_losses, search_lr, take_steps
 from lorasb.method.cache import Gradients
 from lorasb.method.methods import build_method
 from lorasb.train import run
@@ -56,7 +56,7 @@ def test_each_score_is_that_lr_s_steps_from_its_own_initialisation():
         fresh, fresh_init, _ = sb_model()
         fresh_init(lr)
         take_steps(fresh, lr, bert_batches(count=4, seed=1), OPTIMIZER)
-        assert result.scores[lr] == pytest.approx(held_out_loss(fresh, bert_batches(count=2, seed=2)), rel=1e-12)
+        assert result.scores[lr] == pytest.approx(sum(held_out_losses(fresh, bert_batches(count=2, seed=2))) / 2, rel=1e-12)
     # the same search again scores the same (same batches, same draws)
     assert search(model, initialize, names, [3e-3, 3e-2]).scores == result.scores
 
@@ -64,12 +64,15 @@ def test_each_score_is_that_lr_s_steps_from_its_own_initialisation():
 @pytest.mark.parametrize(
     "losses, tried, chosen",
     [
-        ({3e-2: 0.70, 1e-2: 0.60, 3e-3: 0.65, 1e-3: 0.50}, [3e-2, 1e-2, 3e-3], 1e-2),  # stops once a smaller lr does worse
-        ({3e-2: math.nan, 1e-2: 0.60, 3e-3: 0.55, 1e-3: 0.56}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),  # a diverged lr never stops it
-        ({3e-2: 0.70, 1e-2: 0.60, 3e-3: 0.55, 1e-3: 0.50}, [3e-2, 1e-2, 3e-3, 1e-3], 1e-3),  # better all the way down
+        # a smaller lr clearly worse than the best (scores as per-batch losses) ends the walk
+        ({3e-2: [0.70, 0.70], 1e-2: [0.60, 0.60], 3e-3: [0.65, 0.66], 1e-3: [0.50, 0.50]}, [3e-2, 1e-2, 3e-3], 1e-2),
+        # worse on average but within the noise of the two batches: the walk goes on
+        ({3e-2: [0.60, 0.60], 1e-2: [0.50, 0.72], 3e-3: [0.55, 0.55], 1e-3: [0.70, 0.71]}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),
+        ({3e-2: [math.nan, 1.0], 1e-2: [0.60, 0.60], 3e-3: [0.55, 0.56], 1e-3: [0.56, 0.56]}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),  # a diverged lr never stops it
+        ({3e-2: [0.70, 0.70], 1e-2: [0.60, 0.60], 3e-3: [0.55, 0.55], 1e-3: [0.50, 0.50]}, [3e-2, 1e-2, 3e-3, 1e-3], 1e-3),  # better all the way down
     ],
 )
-def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_does_worse(monkeypatch, losses, tried, chosen):
+def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_is_clearly_worse(monkeypatch, losses, tried, chosen):
     model, initialize, names = sb_model()
     current = []
 
@@ -77,10 +80,22 @@ def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_does_worse(mon
         current.append(lr)
         return initialize(lr)
 
-    monkeypatch.setattr("lorasb.lightning.lr_search.held_out_loss", lambda model, batches: losses[current[-1]])
+    monkeypatch.setattr("lorasb.lightning.lr_search.held_out_losses", lambda model, batches: losses[current[-1]])
     result = search(model, initialize_and_note, names, sorted(losses))
     assert current == tried and list(result.scores) == tried and result.lr == chosen
-    assert all(result.scores[lr] == losses[lr] or math.isnan(losses[lr]) and math.isinf(result.scores[lr]) for lr in tried)
+    mean = {lr: sum(values) / 2 for lr, values in losses.items()}  # two scored batches of 4 rows
+    assert all(result.scores[lr] == pytest.approx(mean[lr]) or math.isnan(mean[lr]) and math.isinf(result.scores[lr]) for lr in tried)
+
+
+def test_clearly_worse_means_more_than_z_standard_errors_of_the_paired_difference():
+    # differences 0.1 and 0.3 over two equal batches: mean 0.2, standard error 0.1
+    assert clearly_worse([0.6, 0.8], [0.5, 0.5], [4, 4], z=1.9)
+    assert not clearly_worse([0.6, 0.8], [0.5, 0.5], [4, 4], z=2.1)
+    assert not clearly_worse([0.5, 0.5], [0.5, 0.5], [4, 4], z=0.0)  # equal is not worse
+    # rows weight the batches: a batch of 1 row barely moves the mean
+    assert clearly_worse([0.51, 5.0], [0.5, 0.5], [1000, 1], z=0.0) and not clearly_worse([0.49, 5.0], [0.5, 0.5], [1000, 1], z=0.0)
+    # one batch gives no standard error: any excess counts
+    assert clearly_worse([0.51], [0.5], [8], z=2.0) and not clearly_worse([0.5], [0.5], [8], z=2.0)
 
 
 def test_the_walk_shows_its_progress_with_each_score(capsys):

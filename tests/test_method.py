@@ -9,7 +9,10 @@ from torch import nn
 from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
 
 import lorasb
-from lorasb.method.initialize import SVDConfig, truncated_svd
+from lorasb.method.initialize import SVDConfig, same_shape_batches, truncated_svd
+from lorasb.method.methods import build_method
+from lorasb.method.attach import adapters
+from lorasb.method.cache import Gradients
 
 RANK = 4
 LR = 1e-3
@@ -211,6 +214,43 @@ def test_the_default_randomized_svd_captures_the_exact_top_r_energy_of_a_sign_ma
     U, S, Vh = truncated_svd(signs, rank, SVDConfig(exact_max_dim=0))
     captured = 1 - float((signs - U @ torch.diag(S) @ Vh).square().sum() / signs.square().sum())
     assert 0.995 * exact <= captured <= exact * (1 + 1e-4)
+
+
+@pytest.mark.parametrize("exact_max_dim", [512, 0])
+def test_a_stack_of_matrices_decomposes_as_each_one_alone(exact_max_dim):
+    """Batched (same-shaped layers together): each slice's rank-r approximation is its own
+    truncated SVD, exact or randomised (a gap after rank r makes the approximation unique)."""
+    generator = torch.Generator().manual_seed(0)
+    stack = torch.randn(3, 120, RANK, generator=generator) @ torch.randn(3, RANK, 90, generator=generator) + 1e-3 * torch.randn(3, 120, 90, generator=generator)
+    config = SVDConfig(exact_max_dim=exact_max_dim)
+    U, S, Vh = truncated_svd(stack, RANK, config)
+    assert U.shape == (3, 120, RANK) and S.shape == (3, RANK) and Vh.shape == (3, RANK, 90)
+    for i in range(3):
+        torch.testing.assert_close(U[i] @ torch.diag(S[i]) @ Vh[i], best_rank_r(stack[i], RANK).float(), rtol=1e-4, atol=1e-4)
+
+
+def test_same_shaped_layers_are_batched_up_to_the_byte_limit():
+    shapes = {"q0": (4, 8), "up0": (16, 8), "q1": (4, 8), "up1": (16, 8), "q2": (4, 8)}
+    assert same_shape_batches(shapes, 2**30) == [["q0", "q1", "q2"], ["up0", "up1"]]
+    assert same_shape_batches(shapes, 2 * 4 * 32) == [["q0", "q1"], ["q2"], ["up0"], ["up1"]]  # two 4×8 float32 per batch
+    assert same_shape_batches(shapes, 1) == [["q0"], ["q1"], ["q2"], ["up0"], ["up1"]]  # never an empty batch
+
+
+def test_lora_sb_initialises_the_same_with_or_without_batched_svds():
+    def initialised(batch_bytes):
+        torch.manual_seed(0)
+        model = tiny_bert()
+        method = build_method("lora_sb", RANK, svd=SVDConfig(batch_bytes=batch_bytes))
+        model = method.attach(model, BERT_TARGETS)
+        generator = torch.Generator().manual_seed(3)
+        sums = {name: torch.randn(w.shape, generator=generator, dtype=w.dtype) for name, w in method.target_weights(model).items()}
+        method.initialize(model, Gradients(sums, batches=1, samples=4), LR)
+        return {name: layer.delta_weight() for name, layer in adapters(model).items()}
+
+    alone, batched = initialised(1), initialised(2**30)
+    assert alone.keys() == batched.keys()
+    for name in alone:
+        torch.testing.assert_close(batched[name], alone[name], rtol=1e-5, atol=1e-9)
 
 
 def test_dropout_acts_only_on_the_adapter_path():

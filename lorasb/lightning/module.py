@@ -188,8 +188,8 @@ class LoraSBModule(L.LightningModule):
         """``optim.lr=auto``: a range test over ``optim.auto_lr.candidates`` (:mod:`lorasb.lightning.lr_search`).
 
         The candidates step on ``steps`` batches of training rows and are scored on
-        ``score_rows`` other training rows (both seeded subsets; training itself then uses every
-        row). Every process runs the same test on the same rows; rank 0's choice is used by all.
+        ``score_rows`` other training rows, in batches of the same size (both seeded subsets;
+        training itself then uses every row). Every process runs the same test on the same rows; rank 0's choice is used by all.
         """
         options, optim = self.hparams.optim["auto_lr"], self.hparams.optim
         datamodule = self.trainer.datamodule
@@ -203,7 +203,7 @@ class LoraSBModule(L.LightningModule):
         step_rows = min(steps * batch_size, rows - score_rows)
         to_device = self.trainer.strategy.batch_to_device
         train = [to_device(b) for b in datamodule.init_dataloader(step_rows, batch_size)]
-        scored = [to_device(b) for b in datamodule.init_dataloader(score_rows, datamodule.eval_batch_size, skip=step_rows)]
+        scored = [to_device(b) for b in datamodule.init_dataloader(score_rows, batch_size, skip=step_rows)]
         result = search_lr(
             self.model,
             [float(lr) for lr in options["candidates"]],
@@ -214,6 +214,7 @@ class LoraSBModule(L.LightningModule):
             {"weight_decay": optim.get("weight_decay", 0.0), "betas": tuple(optim.get("betas", (0.9, 0.999)))},
             clip_norm=self.trainer.gradient_clip_val,
             seed=datamodule.seed,
+            stop_z=float(options["stop_z"]),
             forward_context=self.trainer.precision_plugin.forward_context,
             progress=self._show_progress(),
         )

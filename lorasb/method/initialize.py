@@ -10,6 +10,7 @@ and W0 is left as it is: training starts one approximate full step in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -29,12 +30,18 @@ class SVDConfig:
     iterations, seeded so that every process finds the same factors. On a 768×1536 sign matrix
     (a flat spectrum, the hard case) the defaults keep ≥ 99.8% of the exact top-r energy for
     r = 16 to 128 (2 iterations: 97%); a test holds them to 99.5%.
+
+    Same-shaped layers are decomposed together, stacked in batches of at most ``batch_bytes``
+    (float32), one batched call each: SmolLM2-135M's 210 layers at rank 16 took 34 s instead of
+    54 s one by one on 2 CPU cores (medians of 3, other jobs running); on a GPU, fewer and
+    larger kernels.
     """
 
     niter: int = 10
     oversample: int = 8
     exact_max_dim: int = 512
     seed: int = 42
+    batch_bytes: int = 2**30
 
 
 @dataclass(frozen=True)
@@ -49,17 +56,31 @@ class LayerInit:
 
 
 def truncated_svd(matrix: torch.Tensor, rank: int, config: SVDConfig = SVDConfig()):
-    """The leading ``rank`` singular triplets of ``matrix``: U (m×r), S (r), Vh (r×n)."""
+    """The leading ``rank`` singular triplets of ``matrix`` (m×n, or a stack of them, …×m×n):
+    U (…×m×r), S (…×r), Vh (…×r×n)."""
     work = matrix if matrix.dtype in (torch.float32, torch.float64) else matrix.float()
-    if min(work.shape) <= config.exact_max_dim:
+    m, n = work.shape[-2:]
+    if min(m, n) <= config.exact_max_dim:
         U, S, Vh = torch.linalg.svd(work, full_matrices=False)
-        return U[:, :rank], S[:rank], Vh[:rank]
-    q = min(rank + config.oversample, *work.shape)
+        return U[..., :rank], S[..., :rank], Vh[..., :rank, :]
     devices = [work.device] if work.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        U, S, V = torch.svd_lowrank(work, q=q, niter=config.niter)
-    return U[:, :rank], S[:rank], V[:, :rank].T
+        U, S, V = torch.svd_lowrank(work, q=min(rank + config.oversample, m, n), niter=config.niter)
+    return U[..., :rank], S[..., :rank], V[..., :rank].mT
+
+
+def same_shape_batches(shapes: Mapping[str, torch.Size], batch_bytes: int) -> list[list[str]]:
+    """The names grouped by shape, in order of first appearance, each group cut into batches of
+    at most ``batch_bytes`` of float32 (at least one name per batch)."""
+    by_shape: dict[torch.Size, list[str]] = {}
+    for name, shape in shapes.items():
+        by_shape.setdefault(tuple(shape), []).append(name)
+    batches = []
+    for shape, names in by_shape.items():
+        per_batch = max(1, batch_bytes // (4 * math.prod(shape)))
+        batches += [names[i : i + per_batch] for i in range(0, len(names), per_batch)]
+    return batches
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from torch import nn
 from lorasb.method.attach import adapters, attach, unfreeze
 from lorasb.method.cache import Gradients, Tensors
 from lorasb.method.export import export_peft
-from lorasb.method.initialize import LayerInit, SVDConfig, approximation, truncated_svd, write_factors
+from lorasb.method.initialize import LayerInit, SVDConfig, approximation, same_shape_batches, truncated_svd, write_factors
 
 # memo(name, compute): tensors derived from ΣG, computed once and kept (lorasb.method.cache.GradientCache.memo)
 Memo = Callable[[str, Callable[[], Tensors]], Tensors]
@@ -87,7 +87,7 @@ class LoraSB(Method):
 
     The SVD of −sign(ΣG) does not depend on lr₁ (ΔW's singular values are lr₁ times its), so it
     is memoised and reused by every learning rate of a sweep. Only sign(ΣG) is read (int8),
-    turned into floats one layer at a time.
+    turned into floats one batch of same-shaped layers at a time (``SVDConfig.batch_bytes``).
     """
 
     name: ClassVar[str] = "lora_sb"
@@ -106,17 +106,29 @@ class LoraSB(Method):
             raise ValueError(f"{self.name} needs the summed gradients of its target layers")
         svd = self.svd
         tag = f"sign_svd/r{self.rank}-niter{svd.niter}-over{svd.oversample}-exact{svd.exact_max_dim}-seed{svd.seed}"
-        stats = {}
-        for name, layer in adapters(model).items():
+        layers = adapters(model)
+
+        def direction(name):
+            layer = layers[name]
             dtype = torch.promote_types(layer.base.weight.dtype, torch.float32)
-            direction = -gradients.sums[name].to(layer.lora_R.device).sign().to(dtype)
+            return -gradients.sums[name].to(layer.lora_R.device).sign().to(dtype)
 
-            def factors(direction=direction):
-                return dict(zip("USV", truncated_svd(direction, self.rank, svd)))
+        batch_of = {name: batch for batch in same_shape_batches({n: l.base.weight.shape for n, l in layers.items()}, svd.batch_bytes) for name in batch}
+        computed = {}
 
-            f = memo(f"{tag}/{name}", factors)
+        def factors(name):
+            """One batched SVD of the layer's batch of same-shaped layers, the others' kept for their turn."""
+            if name not in computed:
+                batch = batch_of[name]
+                U, S, Vh = truncated_svd(torch.stack([direction(n) for n in batch]), self.rank, svd)
+                computed.update({n: {"U": U[i].clone(), "S": S[i].clone(), "V": Vh[i].clone()} for i, n in enumerate(batch)})
+            return computed.pop(name)
+
+        stats = {}
+        for name, layer in layers.items():
+            f = memo(f"{tag}/{name}", lambda name=name: factors(name))
             U, S, Vh = (f[k].to(layer.lora_R.device) for k in "USV")
-            stats[name] = write_factors(layer, U, lr * S, Vh, approximated=lr * direction)
+            stats[name] = write_factors(layer, U, lr * S, Vh, approximated=lr * direction(name))
         return stats
 
     def kept(self, model):
