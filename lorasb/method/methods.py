@@ -120,7 +120,8 @@ class LoraSB(Method):
             """One batched SVD of the layer's batch of same-shaped layers, the others' kept for their turn."""
             if name not in computed:
                 batch = batch_of[name]
-                U, S, Vh = truncated_svd(torch.stack([direction(n) for n in batch]), self.rank, svd)
+                device = layers[batch[0]].lora_R.device  # a model split over devices: on the first one's
+                U, S, Vh = truncated_svd(torch.stack([direction(n).to(device) for n in batch]), self.rank, svd)
                 computed.update({n: {"U": U[i].clone(), "S": S[i].clone(), "V": Vh[i].clone()} for i, n in enumerate(batch)})
             return computed.pop(name)
 
