@@ -189,7 +189,8 @@ class LoraSBModule(L.LightningModule):
 
         The candidates step on ``steps`` batches of training rows and are scored on
         ``score_rows`` other training rows, in batches of the same size (both seeded subsets;
-        training itself then uses every row). Every process runs the same test on the same rows; rank 0's choice is used by all.
+        training itself then uses every row). Every process runs the same test on the same rows;
+        rank 0's choice is used by all.
         """
         options, optim = self.hparams.optim["auto_lr"], self.hparams.optim
         datamodule = self.trainer.datamodule
