@@ -61,6 +61,9 @@ def test_each_score_is_that_lr_s_steps_from_its_own_initialisation():
     assert search(model, initialize, names, [3e-3, 3e-2]).scores == result.scores
 
 
+UNTRAINED = [0.80, 0.80]  # the held-out loss of each scored batch before any step
+
+
 @pytest.mark.parametrize(
     "losses, tried, chosen",
     [
@@ -70,9 +73,16 @@ def test_each_score_is_that_lr_s_steps_from_its_own_initialisation():
         ({3e-2: [0.60, 0.60], 1e-2: [0.50, 0.72], 3e-3: [0.55, 0.55], 1e-3: [0.70, 0.71]}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),
         ({3e-2: [math.nan, 1.0], 1e-2: [0.60, 0.60], 3e-3: [0.55, 0.56], 1e-3: [0.56, 0.56]}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),  # a diverged lr never stops it
         ({3e-2: [0.70, 0.70], 1e-2: [0.60, 0.60], 3e-3: [0.55, 0.55], 1e-3: [0.50, 0.50]}, [3e-2, 1e-2, 3e-3, 1e-3], 1e-3),  # better all the way down
+        # the two largest overshoot (both worse than before any step, the smaller one worse still):
+        # no candidate has made progress yet, so the walk goes on until one has and a smaller is clearly worse
+        ({3e-2: [0.84, 0.85], 1e-2: [0.90, 0.91], 3e-3: [0.70, 0.71], 1e-3: [0.75, 0.75], 3e-4: [0.5, 0.5]}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),
+        # none beats the untrained model: every candidate is tried and the lowest wins
+        ({3e-2: [0.95, 0.95], 1e-2: [0.90, 0.90], 3e-3: [0.81, 0.82], 1e-3: [0.85, 0.85]}, [3e-2, 1e-2, 3e-3, 1e-3], 3e-3),
     ],
 )
-def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_is_clearly_worse(monkeypatch, losses, tried, chosen):
+def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_is_clearly_worse_than_one_that_made_progress(
+    monkeypatch, losses, tried, chosen
+):
     model, initialize, names = sb_model()
     current = []
 
@@ -80,9 +90,10 @@ def test_the_walk_goes_down_from_the_largest_lr_until_a_candidate_is_clearly_wor
         current.append(lr)
         return initialize(lr)
 
-    monkeypatch.setattr("lorasb.lightning.lr_search.held_out_losses", lambda model, batches: losses[current[-1]])
+    monkeypatch.setattr("lorasb.lightning.lr_search.held_out_losses", lambda model, batches: losses[current[-1]] if current else UNTRAINED)
     result = search(model, initialize_and_note, names, sorted(losses))
     assert current == tried and list(result.scores) == tried and result.lr == chosen
+    assert result.untrained == pytest.approx(0.80)
     mean = {lr: sum(values) / 2 for lr, values in losses.items()}  # two scored batches of 4 rows
     assert all(result.scores[lr] == pytest.approx(mean[lr]) or math.isnan(mean[lr]) and math.isinf(result.scores[lr]) for lr in tried)
 

@@ -116,6 +116,7 @@ RULES: tuple[Rule, ...] = (
     boolean("init.offload"),
     integer("init.layer_groups", 1),
     Rule("init.memory_budget", "a number of bytes > 0 or auto", lambda v: v == "auto" or (_is_number(v) and v > 0), nullable=True),
+    one_of("init.head_bias", ("prior", "zero")),  # lorasb.lightning.head_bias
     integer("init.svd.niter", 0),
     integer("init.svd.oversample", 0),
     integer("init.svd.exact_max_dim", 0),

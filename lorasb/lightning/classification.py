@@ -8,6 +8,7 @@ from torchmetrics import MaxMetric
 
 from lorasb.data.glue_tasks import glue_task
 from lorasb.models import load_classifier
+from lorasb.lightning.head_bias import set_prior_bias
 from lorasb.lightning.module import LoraSBModule
 
 
@@ -30,6 +31,13 @@ class ClassificationModule(LoraSBModule):
     def build_model(self) -> nn.Module:
         model = self.hparams.model
         return load_classifier(model["name_or_path"], self.spec.num_labels, model.get("dtype", "float32"))
+
+    def prepare_head(self) -> None:
+        """``init.head_bias``: ``prior`` (default) starts the output bias at the training labels'
+        log class frequencies (regression: their mean); ``zero`` keeps the model's own."""
+        if self.hparams.init.get("head_bias", "prior") == "prior":
+            labels = torch.as_tensor(self.trainer.datamodule.train_dataset["labels"])
+            set_prior_bias(self.model, labels, self.spec.num_labels)
 
     @property
     def monitor(self) -> str:

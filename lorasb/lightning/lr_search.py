@@ -7,15 +7,18 @@ validation set is never used; training afterwards uses every row, from the resto
 run that chose lr x trains exactly as one started with lr x).
 
 Candidates are tried from the largest down, and the walk stops at the first one that scores
-clearly worse than the best so far: the held-out loss against the lr falls as the lr grows until
-the steps start to overshoot, so once a smaller lr does worse, still smaller ones only make less
-progress. "Clearly" is measured, because neighbouring candidates often differ by less than the
-noise of a few hundred scored rows: the candidates are scored on the same batches, and a
-candidate ends the walk only when its loss exceeds the best one's by more than ``stop_z``
-standard errors of their difference, paired over those batches (on MiniLM with 256 scored rows
-the standard error is 0.005 to 0.03 nats, as large as the gaps between neighbours). The
-lowest score wins, and every tensor is put back before training starts. Starting at the top also
-meets a diverging lr first (a non-finite loss, scored inf, never stops the walk).
+clearly worse than the best so far, once that best has clearly improved on the model before any
+step: the held-out loss against the lr falls as the lr grows until the steps start to overshoot,
+so once a smaller lr does worse than one that made progress, still smaller ones only make less.
+While no candidate has beaten the untrained model, the larger ones are all overshooting (their
+loss can even rise as the lr falls, when a very large lr lands somewhere merely bad) and the walk
+goes on. "Clearly" is measured, because neighbouring candidates often differ by less than the
+noise of a few hundred scored rows: every loss is taken on the same batches, and one is clearly
+above another when their mean difference exceeds ``stop_z`` standard errors, paired over those
+batches (on MiniLM with 256 scored rows the standard error is 0.005 to 0.03 nats, as large as
+the gaps between neighbours). The lowest score wins, and every tensor is put back before
+training starts. Starting at the top also meets a diverging lr first (a non-finite loss, scored
+inf, never stops the walk).
 
 Why it is cheap for LoRA-SB: B and A come from the SVD of sign(ΣG), which does not depend on
 the lr, and R = lr₁·S_r/s scales with it; the SVD is memoised, so a candidate costs one
@@ -49,10 +52,11 @@ Batch = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class SearchResult:
     """The chosen lr, the held-out loss of each candidate tried (inf where it diverged), largest
-    first, and the seconds spent."""
+    first, that of the model before any step, and the seconds spent."""
 
     lr: float
     scores: dict[float, float]
+    untrained: float
     seconds: float
 
 
@@ -61,6 +65,11 @@ def held_out_losses(model: nn.Module, batches: Iterable[Batch]) -> list[float]:
     """The mean loss of each of ``batches``, in eval mode."""
     model.eval()
     return [float(model(**batch).loss) for batch in batches]
+
+
+def _mean(losses: Sequence[float], sizes: Sequence[int]) -> float:
+    """The mean loss per row of batches of ``sizes`` rows with mean ``losses``."""
+    return sum(size * value for size, value in zip(sizes, losses)) / sum(sizes)
 
 
 def clearly_worse(losses: Sequence[float], best: Sequence[float], sizes: Sequence[int], z: float) -> bool:
@@ -108,8 +117,8 @@ def search_lr(
     progress: bool = False,
 ) -> SearchResult:
     """The candidate lr with the lowest held-out loss after a few steps, walking down from the
-    largest until a candidate scores worse than the best by more than ``stop_z`` standard errors
-    (module docstring).
+    largest until a candidate scores worse than the best by more than ``stop_z`` standard errors,
+    where the best has beaten the model before any step by as much (module docstring).
 
     ``initialize(lr)`` writes the method's initialisation for peak lr ``lr``; ``state_names``
     are the parameters it writes or training changes, restored after every candidate.
@@ -122,6 +131,8 @@ def search_lr(
     saved = {name: parameters[name].detach().clone() for name in state_names}
     devices = [p.device for p in saved.values() if p.device.type == "cuda"][:1]
     sizes = [len(batch["input_ids"]) for batch in holdout_batches]
+    with forward_context():
+        untrained = held_out_losses(model, holdout_batches)
     scores, losses = {}, {}
     walk = tqdm(total=len(candidates), desc="optim.lr=auto: trying learning rates", disable=not progress)
     for lr in sorted(candidates, reverse=True):
@@ -130,7 +141,7 @@ def search_lr(
             initialize(lr)
             take_steps(model, lr, train_batches, optimizer_options, clip_norm)
             losses[lr] = held_out_losses(model, holdout_batches)
-        loss = sum(size * value for size, value in zip(sizes, losses[lr])) / sum(sizes)
+        loss = _mean(losses[lr], sizes)
         scores[lr] = loss if math.isfinite(loss) else math.inf
         walk.set_postfix_str(f"held-out loss at {lr:g}: {scores[lr]:.4f}", refresh=False)
         walk.update()
@@ -138,7 +149,8 @@ def search_lr(
             for name, tensor in saved.items():
                 parameters[name].copy_(tensor)
         best = min(scores, key=scores.get)
-        if math.isfinite(scores[lr]) and clearly_worse(losses[lr], losses[best], sizes, stop_z):
+        progress = math.isfinite(scores[best]) and clearly_worse(untrained, losses[best], sizes, stop_z)
+        if progress and math.isfinite(scores[lr]) and clearly_worse(losses[lr], losses[best], sizes, stop_z):
             break
     walk.close()
     model.train()
@@ -148,4 +160,4 @@ def search_lr(
             f"optim.lr=auto: every candidate lr ({', '.join(f'{lr:g}' for lr in candidates)}) gave a non-finite "
             "loss; try smaller ones (optim.auto_lr.candidates) or set optim.lr to a number"
         )
-    return SearchResult(best, scores, time.perf_counter() - start)
+    return SearchResult(best, scores, _mean(untrained, sizes), time.perf_counter() - start)

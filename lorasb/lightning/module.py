@@ -75,6 +75,7 @@ class LoraSBModule(L.LightningModule):
         if bool(self.sb_initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
             return
         self._refuse_sharding_strategy()
+        self.prepare_head()
         cache_cfg = self.hparams.gradient_cache or {}
         cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
         start = time.perf_counter()
@@ -98,6 +99,10 @@ class LoraSBModule(L.LightningModule):
         self.sb_initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
         self._report_init(self.first_step_lr(peak_lr), gradients, stats, gradient_seconds, search)
+
+    def prepare_head(self) -> None:
+        """Set the head's starting state from the training data, before the initialisation sees the
+        model (a classifier's bias, :mod:`lorasb.lightning.head_bias`); nothing by default."""
 
     def _refuse_sharding_strategy(self) -> None:
         """A method whose initialisation writes whole tensors cannot run where they are held in shards."""
@@ -222,7 +227,10 @@ class LoraSBModule(L.LightningModule):
         if self.trainer.world_size > 1:
             result = replace(result, lr=self.trainer.strategy.broadcast(result.lr, src=0))
         scores = ", ".join(f"{lr:g}: {score:.4f}" for lr, score in result.scores.items())
-        log.info("optim.lr=auto chose %g in %.1fs (held-out loss after %d steps: %s)", result.lr, result.seconds, steps, scores)
+        log.info(
+            "optim.lr=auto chose %g in %.1fs (held-out loss before any step %.4f; after %d steps: %s)",
+            result.lr, result.seconds, result.untrained, steps, scores,
+        )
         return result
 
     def _show_progress(self) -> bool:
@@ -265,6 +273,7 @@ class LoraSBModule(L.LightningModule):
             figures["init/auto_lr"] = search.lr
             figures["init/auto_lr_seconds"] = search.seconds
             figures |= {f"init/auto_lr/loss_at_{lr:g}": score for lr, score in search.scores.items()}
+            figures["init/auto_lr/loss_untrained"] = search.untrained
         for logger in self.loggers:
             logger.log_metrics(figures, step=0)
         if not self.trainer.is_global_zero:
@@ -283,7 +292,12 @@ class LoraSBModule(L.LightningModule):
             "layers": {name: asdict(s) for name, s in stats.items()},
         }
         if search is not None:
-            record["auto_lr"] = {"lr": search.lr, "seconds": search.seconds, "held_out_loss": {f"{lr:g}": v for lr, v in search.scores.items()}}
+            record["auto_lr"] = {
+                "lr": search.lr,
+                "seconds": search.seconds,
+                "held_out_loss": {f"{lr:g}": v for lr, v in search.scores.items()},
+                "held_out_loss_untrained": search.untrained,
+            }
         (run_dir / "init_stats.json").write_text(json.dumps(record, indent=1))
         line = f"{self.method.name} initialised in {self.init_seconds:.1f}s"
         if gradients is not None:
