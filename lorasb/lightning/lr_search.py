@@ -20,6 +20,12 @@ the gaps between neighbours). The lowest score wins, and every tensor is put bac
 training starts. Starting at the top also meets a diverging lr first (a non-finite loss, scored
 inf, never stops the walk).
 
+When no candidate clearly beats the untrained model, the test cannot tell the candidates apart
+(a task slow to learn, such as CoLA on a small encoder, moves no candidate beyond the noise in
+a few steps): the lowest score is then noise, and the middle candidate (the lower of two) is
+taken instead, the choice least far, in orders of magnitude, from any lr of the range the
+method declares plausible.
+
 Why it is cheap for LoRA-SB: B and A come from the SVD of sign(ΣG), which does not depend on
 the lr, and R = lr₁·S_r/s scales with it; the SVD is memoised, so a candidate costs one
 rewrite of R and a few optimizer steps, never a new estimate or SVD.
@@ -52,11 +58,13 @@ Batch = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class SearchResult:
     """The chosen lr, the held-out loss of each candidate tried (inf where it diverged), largest
-    first, that of the model before any step, and the seconds spent."""
+    first, that of the model before any step, whether a candidate clearly beat it (else the
+    middle candidate is chosen), and the seconds spent."""
 
     lr: float
     scores: dict[float, float]
     untrained: float
+    conclusive: bool
     seconds: float
 
 
@@ -118,7 +126,8 @@ def search_lr(
 ) -> SearchResult:
     """The candidate lr with the lowest held-out loss after a few steps, walking down from the
     largest until a candidate scores worse than the best by more than ``stop_z`` standard errors,
-    where the best has beaten the model before any step by as much (module docstring).
+    where the best has beaten the model before any step by as much; the middle candidate where
+    none has (module docstring).
 
     ``initialize(lr)`` writes the method's initialisation for peak lr ``lr``; ``state_names``
     are the parameters it writes or training changes, restored after every candidate.
@@ -160,4 +169,7 @@ def search_lr(
             f"optim.lr=auto: every candidate lr ({', '.join(f'{lr:g}' for lr in candidates)}) gave a non-finite "
             "loss; try smaller ones (optim.auto_lr.candidates) or set optim.lr to a number"
         )
-    return SearchResult(best, scores, _mean(untrained, sizes), time.perf_counter() - start)
+    conclusive = clearly_worse(untrained, losses[best], sizes, stop_z)
+    middle = sorted(candidates)[(len(candidates) - 1) // 2]
+    chosen = best if conclusive or math.isinf(scores[middle]) else middle
+    return SearchResult(chosen, scores, _mean(untrained, sizes), conclusive, time.perf_counter() - start)

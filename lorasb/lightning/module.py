@@ -49,7 +49,8 @@ class LoraSBModule(L.LightningModule):
             and the method's options (``alpha``, ``dropout``, ...); ``lr`` (its default learning
             rates, read by the config) is not the method's.
         init: ``num_samples`` and ``batch_size`` of the gradient estimate; ``svd`` options
-            (:class:`lorasb.SVDConfig`).
+            (:class:`lorasb.SVDConfig`); a classifier's ``head_bias``
+            (:mod:`lorasb.lightning.head_bias`).
         optim: ``lr`` (a number, or ``auto``: chosen by a range test over ``auto_lr``'s
             ``candidates``, see :mod:`lorasb.lightning.lr_search`), ``weight_decay``, ``betas``,
             ``scheduler`` (linear, cosine, constant), ``warmup_ratio``.
@@ -228,8 +229,9 @@ class LoraSBModule(L.LightningModule):
             result = replace(result, lr=self.trainer.strategy.broadcast(result.lr, src=0))
         scores = ", ".join(f"{lr:g}: {score:.4f}" for lr, score in result.scores.items())
         log.info(
-            "optim.lr=auto chose %g in %.1fs (held-out loss before any step %.4f; after %d steps: %s)",
+            "optim.lr=auto chose %g in %.1fs (held-out loss before any step %.4f; after %d steps: %s)%s",
             result.lr, result.seconds, result.untrained, steps, scores,
+            "" if result.conclusive else ": no candidate beat the untrained model beyond the noise, so the middle one was taken",
         )
         return result
 
@@ -297,6 +299,7 @@ class LoraSBModule(L.LightningModule):
                 "seconds": search.seconds,
                 "held_out_loss": {f"{lr:g}": v for lr, v in search.scores.items()},
                 "held_out_loss_untrained": search.untrained,
+                "conclusive": search.conclusive,
             }
         (run_dir / "init_stats.json").write_text(json.dumps(record, indent=1))
         line = f"{self.method.name} initialised in {self.init_seconds:.1f}s"
