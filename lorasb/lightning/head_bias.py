@@ -18,6 +18,7 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
+
 def prior_bias(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
     """The log frequency of each class among ``labels`` (add-one smoothed, so never -inf), or for
     a regression (``num_labels`` 1) the mean label."""
