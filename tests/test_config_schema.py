@@ -30,6 +30,7 @@ BAD_VALUES = {
     "init.offload=yes": "init.offload=yes: expected true or false",
     "init.layer_groups=0": "init.layer_groups=0: expected an integer ≥ 1",
     "init.memory_budget=lots": "init.memory_budget=lots: expected a number of bytes > 0 or auto or null",
+    "init.head_bias=mean": "init.head_bias=mean: expected one of prior, zero",
     "data.train_limit=0": "data.train_limit=0: expected an integer ≥ 1 or null",
     "data.val_limit=-5": "data.val_limit=-5: expected an integer ≥ 1 or null",
     "data.max_length=0": "data.max_length=0: expected an integer ≥ 1",

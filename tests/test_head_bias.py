@@ -78,3 +78,15 @@ def test_minilm_on_cola_starts_at_the_label_prior(head_bias, minilm_dir, shared_
     entropy = -(frequency * math.log(frequency) + (1 - frequency) * math.log(1 - frequency))
     assert frequency > 0.6
     assert sum(losses) / len(losses) == pytest.approx(entropy, abs=0.05)
+
+
+def test_the_gradient_cache_tells_the_head_biases_apart(compose):
+    from omegaconf import OmegaConf
+
+    from lorasb.method.cache import cache_key
+
+    prior, zero = compose("task=glue/cola"), compose("task=glue/cola", "init.head_bias=zero")
+    assert prior.init.head_bias == "prior" and prior.gradient_cache.depends_on.init.head_bias == "prior"
+    key = lambda cfg: cache_key(OmegaConf.to_container(cfg.gradient_cache.depends_on, resolve=True))  # noqa: E731
+    assert key(prior) != key(zero)
+    assert compose("experiment=paper/glue", "task=glue/cola").init.head_bias == "zero"  # as the reference
