@@ -23,8 +23,8 @@ inf, never stops the walk).
 When no candidate clearly beats the untrained model, the test cannot tell the candidates apart
 (a task slow to learn, such as CoLA on a small encoder, moves no candidate beyond the noise in
 a few steps): the lowest score is then noise, and the middle candidate (the lower of two) is
-taken instead, the choice least far, in orders of magnitude, from any lr of the range the
-method declares plausible.
+taken instead, the lr whose distance, in orders of magnitude, to the farthest candidate of the
+range the method declares plausible is smallest.
 
 Why it is cheap for LoRA-SB: B and A come from the SVD of sign(ΣG), which does not depend on
 the lr, and R = lr₁·S_r/s scales with it; the SVD is memoised, so a candidate costs one
