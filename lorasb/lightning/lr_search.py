@@ -143,6 +143,10 @@ def search_lr(
     with forward_context():
         untrained = held_out_losses(model, holdout_batches)
     scores, losses = {}, {}
+
+    def beats_untrained(lr: float) -> bool:
+        return math.isfinite(scores[lr]) and clearly_worse(untrained, losses[lr], sizes, stop_z)
+
     walk = tqdm(total=len(candidates), desc="optim.lr=auto: trying learning rates", disable=not progress)
     for lr in sorted(candidates, reverse=True):
         with torch.random.fork_rng(devices=devices), forward_context():
@@ -158,8 +162,7 @@ def search_lr(
             for name, tensor in saved.items():
                 parameters[name].copy_(tensor)
         best = min(scores, key=scores.get)
-        progress = math.isfinite(scores[best]) and clearly_worse(untrained, losses[best], sizes, stop_z)
-        if progress and math.isfinite(scores[lr]) and clearly_worse(losses[lr], losses[best], sizes, stop_z):
+        if beats_untrained(best) and math.isfinite(scores[lr]) and clearly_worse(losses[lr], losses[best], sizes, stop_z):
             break
     walk.close()
     model.train()
@@ -169,7 +172,7 @@ def search_lr(
             f"optim.lr=auto: every candidate lr ({', '.join(f'{lr:g}' for lr in candidates)}) gave a non-finite "
             "loss; try smaller ones (optim.auto_lr.candidates) or set optim.lr to a number"
         )
-    conclusive = clearly_worse(untrained, losses[best], sizes, stop_z)
+    conclusive = beats_untrained(best)
     middle = sorted(candidates)[(len(candidates) - 1) // 2]
     chosen = best if conclusive or math.isinf(scores[middle]) else middle
     return SearchResult(chosen, scores, _mean(untrained, sizes), conclusive, time.perf_counter() - start)
