@@ -38,7 +38,7 @@ from lorasb.bench.measure import seconds
 from lorasb.bench.models import ModelSpec, load, random_batches
 from lorasb.bench.reference import reference_style_gradient_sums
 from lorasb.method.attach import merge
-from lorasb.method.cache import Gradients
+from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import AccumulatorOptions
 from lorasb.method.methods import build_method
@@ -148,17 +148,22 @@ class LoraSBInit:
         """The initialisation overwrites the factors: it can run again as it is."""
 
     def run(self) -> dict[str, float]:
-        device, sums = self.settings.device, {}
+        """As a run does it: each group of layers decomposed as soon as its signs are final."""
+        device, svd = self.settings.device, []
+        memo = GradientCache(None, {}).memo  # in memory only, new for every run
         weights = self.method.target_weights(self.model)
+
+        def prepare(group):
+            kept = {}
+            svd.append(seconds(lambda: kept.update(self.method.prepare(self.model, group, memo)), device))
+            return kept
+
+        signs = {}
         form = self.method.gradient_form
-
-        def estimate():
-            sums.update(accumulate_gradients(self.model, self.batches, weights, form=form, options=self.options))
-
-        gradients = seconds(estimate, device)
-        summed = Gradients(sums, batches=len(self.batches), samples=self.settings.init_samples)
-        svd = seconds(lambda: self.method.initialize(self.model, summed, FIRST_STEP_LR), device)
-        return {"gradients": gradients, "svd": svd}
+        passes = seconds(lambda: signs.update(accumulate_gradients(self.model, self.batches, weights, form=form, options=self.options, on_group=prepare)), device)
+        gradients = Gradients(signs, batches=len(self.batches), samples=self.settings.init_samples)
+        svd.append(seconds(lambda: self.method.initialize(self.model, gradients, FIRST_STEP_LR, memo), device))
+        return {"gradients": passes - sum(svd[:-1]), "svd": sum(svd)}
 
 
 class PlainPasses:

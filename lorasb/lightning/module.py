@@ -24,7 +24,7 @@ from torch import nn
 
 from lorasb.lightning.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
-from lorasb.method.cache import GradientCache, Gradients
+from lorasb.method.cache import GradientCache, Gradients, OnGroup
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.initialize import SVDConfig
 from lorasb.method.memory import AccumulatorOptions, fit_budget, memory_budget
@@ -79,11 +79,19 @@ class LoraSBModule(L.LightningModule):
         self.prepare_head()
         cache_cfg = self.hparams.gradient_cache or {}
         cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
-        start = time.perf_counter()
-        needs = self.method.needs_gradients
-        gradients = cache.gradients(self._estimate_gradients, self.method.gradient_form, device=self.device) if needs else None
-        gradient_seconds = time.perf_counter() - start
         memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
+        prepare_seconds = []
+
+        def prepare(group):  # as each group of layers is final (LoRA-SB: their SVDs), timed apart
+            begin = time.perf_counter()
+            kept = self.method.prepare(self.model, group, memo)
+            prepare_seconds.append(time.perf_counter() - begin)
+            return kept
+
+        start = time.perf_counter()
+        form = self.method.gradient_form
+        gradients = cache.gradients(self._estimate_gradients, form, self.device, prepare) if self.method.needs_gradients else None
+        gradient_seconds = time.perf_counter() - start - sum(prepare_seconds)
 
         def initialize(peak_lr: float) -> dict:
             return self.method.initialize(self.model, gradients, self.first_step_lr(peak_lr), memo)
@@ -117,10 +125,11 @@ class LoraSBModule(L.LightningModule):
                 "parameters and their optimizer state are small enough to keep on every process)"
             )
 
-    def _estimate_gradients(self) -> Gradients:
+    def _estimate_gradients(self, on_group: OnGroup) -> Gradients:
         """ΣG (or its signs, as the method reads) of the method's target weights over
         ``init.num_samples`` training samples (all processes), held as ``init`` says
-        (``accumulator_dtype``, ``offload``, ``layer_groups``, ``memory_budget``)."""
+        (``accumulator_dtype``, ``offload``, ``layer_groups``, ``memory_budget``); each group of
+        layers goes to ``on_group`` as soon as it is final, and what it returns is kept."""
         init = self.hparams.init
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "init_dataloader"):
@@ -151,6 +160,7 @@ class LoraSBModule(L.LightningModule):
                 form=form,
                 options=options,
                 reduce=reduce,
+                on_group=on_group,
             )
         counts = self._sum_across_processes(torch.tensor([len(loader), len(loader.dataset)], device=self.device))
         return Gradients(sums, batches=int(counts[0]), samples=int(counts[1]), accumulator=options.as_dict())

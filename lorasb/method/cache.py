@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ import torch
 log = logging.getLogger(__name__)
 
 Tensors = dict[str, torch.Tensor]
+OnGroup = Callable[[Tensors], Mapping[str, torch.Tensor]]  # what to keep of a group of final layers
 
 
 @dataclass
@@ -38,11 +39,31 @@ class Gradients:
     """ΣG per target layer (names as in the unadapted model), or sign(ΣG) as int8 (the ``sign``
     form), over ``batches`` batches of ``samples`` samples."""
 
-    sums: Tensors
+    sums: Mapping[str, torch.Tensor]
     batches: int
     samples: int
     cached: bool = False  # read from the cache rather than estimated
     accumulator: dict | None = None  # how ΣG was accumulated (lorasb.method.memory.AccumulatorOptions)
+
+
+class StoredLayers(Mapping[str, torch.Tensor]):
+    """The cached tensor of each layer, read from ``<folder>/<name>.pt`` each time it is asked for
+    (signs as int8 where ``as_signs``), so that only the layers in use are in memory."""
+
+    def __init__(self, folder: Path, names: list[str], as_signs: bool, device: torch.device | str):
+        self.folder, self.names, self.as_signs, self.device = folder, names, as_signs, device
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self.names:
+            raise KeyError(name)
+        tensor = torch.load(self.folder / f"{name}.pt", map_location=self.device, weights_only=True)
+        return tensor.sign().to(torch.int8) if self.as_signs else tensor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
@@ -75,37 +96,48 @@ class GradientCache:
         self.writer = writer
         self._memos: dict[str, Tensors] = {}  # this process's: a name is read or computed once
 
-    def gradients(self, compute: Callable[[], Gradients], form: str = "sum", device: torch.device | str = "cpu") -> Gradients:
-        """The cached ΣG in ``form`` (``sum`` or ``sign``; signs are also read from cached sums),
-        else ``compute()`` (stored for the next job)."""
+    def gradients(
+        self, compute: Callable[[OnGroup], Gradients], form: str = "sum", device: torch.device | str = "cpu", on_group: OnGroup | None = None
+    ) -> Gradients:
+        """The cached ΣG in ``form`` (``sum`` or ``sign``; signs are also read from cached sums), each
+        layer read from disk when it is asked for; else ``compute(store)``.
+
+        ``compute`` passes each group of layers to ``store`` as soon as they are final (as
+        :func:`lorasb.method.estimate.accumulate_gradients` does with ``on_group``): ``store``
+        writes them for the next job and returns what ``on_group`` keeps of them (all, without it).
+        """
         folder = self.dir / form if self.dir is not None else None
         for source in (form, "sum") if folder is not None else ():
             if (self.dir / source / "meta.json").is_file():
                 return self._read(source, form, device)
-        result = compute()
+        layers: list[str] = []
+
+        def store(group: Tensors) -> Mapping[str, torch.Tensor]:
+            if folder is not None and self.writer:
+                for name, grad in group.items():
+                    _atomic_write(folder / f"{name}.pt", lambda path, grad=grad: torch.save(grad.cpu(), path))
+            layers.extend(group)
+            return on_group(group) if on_group is not None else group
+
+        result = compute(store)
         if folder is not None and self.writer:
-            for name, grad in result.sums.items():
-                _atomic_write(folder / f"{name}.pt", lambda path, grad=grad: torch.save(grad.cpu(), path))
             meta = {
                 "depends_on": self.depends_on,
                 "form": form,
                 "accumulator": result.accumulator,
-                "layers": list(result.sums),
+                "layers": layers,
                 "batches": result.batches,
                 "samples": result.samples,
             }
             _atomic_write(folder / "meta.json", lambda path: path.write_text(json.dumps(meta, indent=1, default=str) + "\n"))
-            log.info("gradient cache: stored %d layers (%s) in %s", len(result.sums), form, folder)
+            log.info("gradient cache: stored %d layers (%s) in %s", len(layers), form, folder)
         return result
 
     def _read(self, source: str, form: str, device: torch.device | str) -> Gradients:
         folder = self.dir / source
         meta = json.loads((folder / "meta.json").read_text())
-        sums = {}
-        for name in meta["layers"]:
-            tensor = torch.load(folder / f"{name}.pt", map_location=device, weights_only=True)
-            sums[name] = tensor.sign().to(torch.int8) if form == "sign" and source == "sum" else tensor
-        log.info("gradient cache hit: %d layers (%s) from %s", len(sums), source, folder)
+        log.info("gradient cache hit: %d layers (%s) from %s", len(meta["layers"]), source, folder)
+        sums = StoredLayers(folder, meta["layers"], as_signs=form == "sign" and source == "sum", device=device)
         return Gradients(sums, meta["batches"], meta["samples"], cached=True, accumulator=meta.get("accumulator"))
 
     def memo(self, name: str, compute: Callable[[], Tensors], device: torch.device | str = "cpu") -> Tensors:

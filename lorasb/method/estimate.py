@@ -43,6 +43,7 @@ def accumulate_gradients(
     form: str = "sum",
     options: AccumulatorOptions = AccumulatorOptions(),
     reduce: Reduce | None = None,
+    on_group: Callable[[dict[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Σ over ``batches`` of ∂loss/∂W for each of ``weights`` (``form="sum"``), or sign(ΣG) as int8
     (``form="sign"``); the weights and their ``.grad`` untouched.
@@ -53,7 +54,9 @@ def accumulate_gradients(
     ``options.layer_groups`` groups and ``batches`` is passed over once per group (so it must be
     a list or a DataLoader when there are several); each group's sums are summed across
     processes by ``reduce`` (data parallel), checked to be finite (an error names the layer)
-    and turned into ``form`` before the next group starts. No batches give zero sums. The
+    and turned into ``form`` before the next group starts; ``on_group``, if given, receives them
+    then, and what it returns is kept in their place (a consumer that keeps nothing lets every
+    group's tensors be freed before the next group starts). No batches give zero sums. The
     model's train/eval mode and ``requires_grad`` flags are restored.
     """
     if form not in FORMS:
@@ -73,12 +76,21 @@ def accumulate_gradients(
                     f"the batches gave {passes[0]} batches to layer group 1 but {count} to group {i + 1}: "
                     "pass a list or a DataLoader, which can be iterated once per group"
                 )
-            for name in group:
-                total = _checked(name, sums.pop(name), reduce)
-                result[name] = total.sign_().to(torch.int8) if form == "sign" else total
+            final = _finished(sums, form, reduce)  # each sum freed as its final form is made
+            result.update(on_group(final) if on_group is not None else final)
+            del final  # what on_group did not keep goes before the next group's pass
     finally:
         model.train(was_training)
     return result
+
+
+def _finished(sums: dict[str, torch.Tensor], form: str, reduce: Reduce | None) -> dict[str, torch.Tensor]:
+    """Each of ``sums`` (emptied) reduced, checked and in ``form``."""
+    final = {}
+    for name in list(sums):
+        total = _checked(name, sums.pop(name), reduce)
+        final[name] = total.sign_().to(torch.int8) if form == "sign" else total
+    return final
 
 
 def _lora_sb_weights(model: nn.Module) -> dict[str, torch.Tensor]:

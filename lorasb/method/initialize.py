@@ -107,18 +107,18 @@ def initialize(
         if delta.shape != layer.base.weight.shape:
             raise ValueError(f"update for {name!r} has shape {tuple(delta.shape)}, the layer {tuple(layer.base.weight.shape)}")
         delta = delta.to(layer.lora_R.device)
-        stats[name] = write_factors(layer, *truncated_svd(delta, layer.rank, svd), approximated=delta)
+        U, S, Vh = truncated_svd(delta, layer.rank, svd)
+        write_factors(layer, U, S, Vh)
+        stats[name] = approximation(delta, U, S, Vh)
     return stats
 
 
 @torch.no_grad()
-def write_factors(layer: LoraSBLinear, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor, approximated: torch.Tensor) -> LayerInit:
-    """Write B = U, A = Vh, R = diag(S) / s in place, so s·B·R·A = U·diag(S)·Vh, the rank-r
-    approximation of ``approximated``; returns how well it approximates it."""
+def write_factors(layer: LoraSBLinear, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor) -> None:
+    """Write B = U, A = Vh, R = diag(S) / s in place, so that s·B·R·A = U·diag(S)·Vh."""
     layer.lora_B.copy_(U)
     layer.lora_A.copy_(Vh)
     layer.lora_R.copy_(torch.diag(S / layer.scaling))
-    return approximation(approximated, U, S, Vh)
 
 
 def approximation(matrix: torch.Tensor, U: torch.Tensor, S: torch.Tensor, Vh: torch.Tensor) -> LayerInit:

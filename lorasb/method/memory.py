@@ -4,15 +4,19 @@ The estimate sums each target weight's gradient into an accumulator (float32, or
 backward produces it. With ``layer_groups`` = k the target layers are split into k contiguous
 groups and the initialisation batches are passed over once per group, so only the largest
 group's accumulators exist at a time (k× the gradient passes). For the ``sign`` form (LoRA-SB)
-each finished group is kept as int8 signs, 1 byte an entry; the ``sum`` form (LoRA-GA) keeps the
-sums themselves, so groups do not lower its peak. With ``offload`` the accumulators are in CPU
-memory and the device holds only the gradient of the layer being added.
+each finished group's sums become int8 signs, which LoRA-SB decomposes at once and frees before
+the next group's pass; the ``sum`` form (LoRA-GA) keeps every group's sums, so groups do not
+lower its peak. With ``offload`` the accumulators are in CPU memory and the device holds only
+the gradient of the layer being added.
 
 Peak device bytes of the estimate, besides the model and its activations:
 
     transient (largest gradient of one layer)
-    + sign form: largest group · accumulator size + all entries · 1 (int8 signs)
+    + sign form: largest group · accumulator size
     + sum form:  all entries · accumulator size
+
+Between two passes LoRA-SB's SVDs of a group hold its signs (1 byte an entry, less than its
+sums) and one batch of same-shaped layers in float32 (at most ``init.svd.batch_bytes``).
 
 ``fit_budget`` keeps the configured dtype and offload and picks the smallest ``layer_groups``
 ≥ the configured one that fits ``init.memory_budget``.
@@ -97,11 +101,10 @@ def needed_bytes(weights: Mapping[str, torch.Tensor], options: AccumulatorOption
     if not on_device:
         return transient
     size = DTYPES[options.dtype].itemsize
-    entries = sum(w.numel() for w in weights.values())
     if form == "sum":
-        return transient + entries * size
+        return transient + sum(w.numel() for w in weights.values()) * size
     largest = max(sum(weights[name].numel() for name in group) for group in group_names(weights, options.layer_groups))
-    return transient + largest * size + entries
+    return transient + largest * size
 
 
 def fit_budget(
@@ -115,7 +118,7 @@ def fit_budget(
     groups = options.layer_groups
     if on_device and form == "sign":  # the entries a group's accumulators may hold; greedy cuts the fewest groups
         size = DTYPES[options.dtype].itemsize
-        capacity = (budget - _largest_gradient(weights) - sum(sizes)) // size
+        capacity = (budget - _largest_gradient(weights)) // size
         groups = max(groups, len(_greedy(sizes, capacity)) if capacity >= max(sizes) else len(sizes))
     fitted = replace(options, layer_groups=min(groups, len(weights)))
     needed = needed_bytes(weights, fitted, form, on_device)

@@ -60,6 +60,11 @@ class Method:
         """The frozen weight of every adapted layer, by its name in the unadapted model."""
         return {}
 
+    def prepare(self, model: nn.Module, group: Tensors, memo: Memo) -> Tensors:
+        """What to keep of a group of target layers' ΣG (or signs) once it is final; the rest is freed
+        at once. ``memo`` keeps what is derived from it. All of it, by default."""
+        return group
+
     def initialize(self, model: nn.Module, gradients: Gradients | None, lr: float, memo: Memo = no_memo) -> dict[str, LayerInit]:
         """Set the adapters in place (``lr``: the first optimizer step's); per-layer statistics."""
         return {}
@@ -101,36 +106,52 @@ class LoraSB(Method):
     def target_weights(self, model):
         return {name: layer.base.weight for name, layer in adapters(model).items()}
 
+    def prepare(self, model, group, memo):
+        """Decompose the group's layers at once (``memo`` keeps the factors); keep none of their signs."""
+        self._factors(adapters(model), group, memo, names=list(group))
+        return {}
+
     def initialize(self, model, gradients, lr, memo=no_memo):
         if gradients is None:
             raise ValueError(f"{self.name} needs the summed gradients of its target layers")
+        layers = adapters(model)
+        factors = self._factors(layers, gradients.sums, memo, names=list(layers))
+        stats = {}
+        for name, layer in layers.items():
+            f = {k: v.to(layer.lora_R.device) for k, v in factors[name].items()}
+            write_factors(layer, f["U"], lr * f["S"], f["V"])
+            # ΔW = lr₁·M and its rank-r approximation is lr₁·M_r: the error and energy do not depend on lr₁
+            stats[name] = LayerInit(relative_error=float(f["error"]), singular_values=(lr * f["S"]).tolist(), energy=float(f["energy"]))
+        return stats
+
+    def _factors(self, layers: Mapping[str, nn.Module], signs: Mapping[str, torch.Tensor], memo: Memo, names: list[str]) -> dict[str, Tensors]:
+        """The memoised factors of M = −sign(ΣG) for each of ``names``: U, S, V (Vh) and the rank-r
+        approximation's relative error and energy. Missing ones are computed from ``signs``, one
+        batched SVD per batch of same-shaped layers among ``names``."""
         svd = self.svd
         tag = f"sign_svd/r{self.rank}-niter{svd.niter}-over{svd.oversample}-exact{svd.exact_max_dim}-seed{svd.seed}"
-        layers = adapters(model)
+        shapes = {name: layers[name].base.weight.shape for name in names}
+        batch_of = {name: batch for batch in same_shape_batches(shapes, svd.batch_bytes) for name in batch}
+        computed: dict[str, Tensors] = {}
 
-        def direction(name):
-            layer = layers[name]
-            dtype = torch.promote_types(layer.base.weight.dtype, torch.float32)
-            return -gradients.sums[name].to(layer.lora_R.device).sign().to(dtype)
+        def direction(name: str, device: torch.device) -> torch.Tensor:
+            dtype = torch.promote_types(layers[name].base.weight.dtype, torch.float32)
+            return -signs[name].to(device).sign().to(dtype)
 
-        batch_of = {name: batch for batch in same_shape_batches({n: l.base.weight.shape for n, l in layers.items()}, svd.batch_bytes) for name in batch}
-        computed = {}
-
-        def factors(name):
+        def decompose(name: str) -> Tensors:
             """One batched SVD of the layer's batch of same-shaped layers, the others' kept for their turn."""
             if name not in computed:
                 batch = batch_of[name]
                 device = layers[batch[0]].lora_R.device  # a model split over devices: on the first one's
-                U, S, Vh = truncated_svd(torch.stack([direction(n).to(device) for n in batch]), self.rank, svd)
-                computed.update({n: {"U": U[i].clone(), "S": S[i].clone(), "V": Vh[i].clone()} for i, n in enumerate(batch)})
+                matrices = torch.stack([direction(n, device) for n in batch])
+                U, S, Vh = truncated_svd(matrices, self.rank, svd)
+                for i, n in enumerate(batch):
+                    fit = approximation(matrices[i], U[i], S[i], Vh[i])
+                    error, energy = torch.tensor(fit.relative_error), torch.tensor(fit.energy)
+                    computed[n] = {"U": U[i].clone(), "S": S[i].clone(), "V": Vh[i].clone(), "error": error, "energy": energy}
             return computed.pop(name)
 
-        stats = {}
-        for name, layer in layers.items():
-            f = memo(f"{tag}/{name}", lambda name=name: factors(name))
-            U, S, Vh = (f[k].to(layer.lora_R.device) for k in "USV")
-            stats[name] = write_factors(layer, U, lr * S, Vh, approximated=lr * direction(name))
-        return stats
+        return {name: memo(f"{tag}/{name}", lambda name=name: decompose(name)) for name in names}
 
     def kept(self, model):
         return {f"{name}.{factor}" for name in adapters(model) for factor in ("lora_A", "lora_B")}
