@@ -73,18 +73,9 @@ def pad_rank(adapter: Path, rank: int) -> None:
     (adapter / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
-def merged_model(module):
-    """The module's model with its adapters folded into the base weights."""
-    from lorasb.method import adapters, merge
-
-    model = module.model
-    if hasattr(model, "merge_and_unload"):  # PEFT's methods
-        return model.merge_and_unload()
-    return merge(model) if adapters(model) else model
-
-
 def export(source: Path, out: Path, merged: bool = False, rank: int | None = None, base_model: str | None = None) -> dict[str, Path]:
     """Write the exports of ``source`` (a run folder or checkpoint) under ``out``; their folders by kind."""
+    from lorasb.method.attach import merged as merged_adapters
     from lorasb.models import load_tokenizer
 
     checkpoint = checkpoint_of(source)
@@ -99,7 +90,7 @@ def export(source: Path, out: Path, merged: bool = False, rank: int | None = Non
     if rank is not None:
         pad_rank(written["adapter"], rank)
     if merged:
-        model = merged_model(module)
+        model = merged_adapters(module.model)
         model.save_pretrained(out / "merged")
         load_tokenizer(module.hparams.model["name_or_path"]).save_pretrained(out / "merged")
         written["merged"] = out / "merged"

@@ -172,3 +172,23 @@ def test_exported_adapter_applies_to_the_original_model(name, tmp_path):
     with torch.no_grad():
         for batch in batches:
             torch.testing.assert_close(served(**batch).logits, model(**batch).logits, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["lora_sb", "lora"])
+def test_evaluation_folds_the_adapters_of_a_float32_model_and_keeps_those_of_a_bfloat16_one(name):
+    from lorasb.method.attach import merged_where_exact
+
+    batch = llama_batches()[0]
+    method = build_method(name, RANK)
+    model = method.attach(llama32(), LLAMA_TARGETS).eval()
+    for n, p in model.named_parameters():
+        if "lora_" in n:  # adapters that change the model (LoRA-SB's and LoRA's start as the identity)
+            torch.nn.init.normal_(p, std=0.1)
+    with torch.no_grad():
+        expected = model(**batch).logits
+        assert (expected - llama32().eval()(**batch).logits).abs().max() > 1e-3
+        folded = merged_where_exact(model)
+        assert not lorasb.adapters(folded) and not any("lora" in n for n, _ in folded.named_parameters())
+        torch.testing.assert_close(folded(**batch).logits, expected, atol=1e-5, rtol=1e-4)
+    half = method.attach(llama32().to(torch.bfloat16), LLAMA_TARGETS)
+    assert merged_where_exact(half) is half and any("lora" in n for n, _ in half.named_parameters())
