@@ -8,11 +8,13 @@ import torch
 
 from lorasb.bench import scaling
 from lorasb.bench.__main__ import main
+from lorasb.bench.arms import Generation, Settings, groups_of
 from lorasb.bench.measure import peak, reset_peak
+from lorasb.bench.runner import run_group, summarise
 from lorasb.bench.models import resolve
 from lorasb.bench.on_paper import PRESETS, SHAPES, peaks
 from lorasb.bench.reference import reference_style_gradient_sums
-from lorasb.method import attach
+from lorasb.method import adapters, attach
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import group_names
 from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, tiny_bert, tiny_llama
@@ -109,9 +111,23 @@ def test_a_tiny_run_reports_every_arm_with_medians_and_ratios(tmp_path, capsys):
     assert found["lora_sb[default] seconds / (passes + its svd)"] == {
         "ratio": default["seconds"] / passes, "limit": 1.5, "met": default["seconds"] / passes <= 1.5
     }
+    groups4 = init["lora_sb[groups4]"]["median"]
+    passes = 4 * init["passes"]["median"]["seconds"] + groups4["phases"]["svd"]  # each of 4 groups passes over the samples
+    assert found["lora_sb[groups4] seconds / (4 × passes + its svd)"]["ratio"] == groups4["seconds"] / passes
     assert len(found) == 3 + 3 * len(MODES)
     assert all(any(line.startswith(name) for line in printed.splitlines()) for name in found)
     assert (result["settings"]["batch"], result["settings"]["seq_len"], result["settings"]["rank"]) == (2, 16, 4)
+
+
+def test_a_causal_lm_is_also_measured_generating_with_its_adapters_as_trained_and_merged(tmp_path):
+    tiny_llama().float().save_pretrained(tmp_path)
+    settings = Settings(resolve(str(tmp_path)), batch=2, seq_len=8, rank=4, init_samples=2, device="cpu")
+    assert groups_of("causal_lm") == ["training", "evaluation", "generation", "initialisation"]
+    assert "generation" not in groups_of("encoder")
+    generation = summarise(run_group("generation", settings, repeats=2, warmup=1), ("merged",))
+    assert list(generation) == ["lora_sb", "merged"]
+    assert all(len(arm["repeats"]) == 2 and arm["median"]["seconds"] > 0 for arm in generation.values())
+    assert not adapters(Generation(settings, merged=True).model) and adapters(Generation(settings, merged=False).model)
 
 
 @pytest.mark.parametrize(

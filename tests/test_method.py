@@ -297,3 +297,37 @@ def test_initialize_rejects_updates_for_other_layers(adapted):
     model, _, _, updates, _ = adapted
     with pytest.raises(KeyError, match="missing"):
         lorasb.initialize(model, {k: v for k, v in list(updates.items())[1:]})
+
+
+def test_layers_with_a_zero_core_are_bypassed_exactly_and_only_inside_the_block():
+    """A zero core adds nothing and sends nothing back: bypassed, the loss and the gradients of
+    W0 and of the inputs are the same; a layer with a non-zero core keeps its path."""
+    from lorasb.method.attach import bypassing_empty_adapters
+
+    model = tiny_llama()
+    layers = lorasb.attach(model, LLAMA_TARGETS, rank=RANK)
+    generator = torch.Generator().manual_seed(0)
+    for layer in layers.values():  # factors as after an initialisation, cores still zero
+        layer.lora_A.data = torch.randn(layer.lora_A.shape, generator=generator, dtype=layer.lora_A.dtype)
+        layer.lora_B.data = torch.randn(layer.lora_B.shape, generator=generator, dtype=layer.lora_B.dtype)
+    trained = next(iter(layers.values()))
+    trained.lora_R.data.fill_(0.1)
+    batch = llama_batches()[0]
+    embeddings = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+    inputs = {"inputs_embeds": embeddings, "attention_mask": batch["attention_mask"], "labels": batch["labels"]}
+    weights = [layer.base.weight.requires_grad_(True) for layer in layers.values()]
+
+    def loss_and_gradients():
+        loss = model(**inputs).loss
+        return loss, torch.autograd.grad(loss, [embeddings, *weights])
+
+    full_loss, full = loss_and_gradients()
+    with bypassing_empty_adapters(model):
+        assert [layer.bypassed for layer in layers.values()] == [layer is not trained for layer in layers.values()]
+        loss, bypassed = loss_and_gradients()
+    assert not any(layer.bypassed for layer in layers.values())
+    torch.testing.assert_close(loss, full_loss, rtol=1e-12, atol=0)
+    for got, expected in zip(bypassed, full):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+    trained.lora_R.data.zero_()  # the one non-zero core did change the loss
+    assert not torch.isclose(model(**inputs).loss, full_loss)

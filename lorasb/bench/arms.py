@@ -13,10 +13,14 @@ Evaluation arms (a forward pass on one batch, no gradients):
     lora_sb  the B·R·A layers as trained
     merged   the same model with every adapter folded into its weight (``lorasb.merge``)
 
+Generation arms (causal LMs; greedy, ``NEW_TOKENS`` tokens after each prompt of one batch):
+``lora_sb`` and ``merged`` as above.
+
 Initialisation arms (the gradient pass over the initialisation samples, then the SVD):
 
-    passes           the same forward/backward passes with only the target weights requiring
-                     grad, ΣG left in their ``.grad`` by autograd: the least any estimate costs
+    passes           the same forward/backward passes (zero cores bypassed, as the estimate does)
+                     with only the target weights requiring grad, ΣG left in their ``.grad`` by
+                     autograd: the least any estimate costs
     lora_sb[<mode>]  this package's estimation and LoRA-SB's SVD; ``<mode>`` is a key of
                      INIT_MODES, the accumulator options (``init.accumulator_dtype``,
                      ``init.offload``, ``init.layer_groups``) given to ``accumulate_gradients``
@@ -37,7 +41,7 @@ from peft import preprocess_loraga
 from lorasb.bench.measure import seconds
 from lorasb.bench.models import ModelSpec, load, random_batches
 from lorasb.bench.reference import reference_style_gradient_sums
-from lorasb.method.attach import merge
+from lorasb.method.attach import adapters, bypassing_empty_adapters, merge
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import AccumulatorOptions
@@ -50,6 +54,7 @@ INIT_MODES: dict[str, AccumulatorOptions] = {
     "groups4": AccumulatorOptions(layer_groups=4),
 }
 FIRST_STEP_LR = 1e-4  # scales LoRA-SB's R; the time does not depend on it
+NEW_TOKENS = 32  # generated after each prompt by the generation arms
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,18 @@ class EvalForward:
         return {}
 
 
+class Generation(EvalForward):
+    """Greedy generation of ``NEW_TOKENS`` tokens after each prompt of one batch (a causal LM)."""
+
+    @torch.no_grad()
+    def run(self) -> dict[str, float]:
+        ids, mask = self.batch["input_ids"], self.batch["attention_mask"]
+        self.model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0
+        )
+        return {}
+
+
 class LoraSBInit:
     """This package's gradient pass (``options`` go to ``accumulate_gradients``), then LoRA-SB's SVD."""
 
@@ -145,7 +162,9 @@ class LoraSBInit:
         self.batches = init_batches(settings, model)
 
     def prepare(self) -> None:
-        """The initialisation overwrites the factors: it can run again as it is."""
+        """Zero cores, as before a run's initialisation (which then overwrites the factors)."""
+        for layer in adapters(self.model).values():
+            layer.lora_R.data.zero_()
 
     def run(self) -> dict[str, float]:
         """As a run does it: each group of layers decomposed as soon as its signs are final."""
@@ -185,8 +204,9 @@ class PlainPasses:
 
     def run(self) -> dict[str, float]:
         def passes():
-            for batch in self.batches:
-                self.model(**batch).loss.backward()
+            with bypassing_empty_adapters(self.model):  # as the estimate runs the zero cores
+                for batch in self.batches:
+                    self.model(**batch).loss.backward()
 
         return {"gradients": seconds(passes, self.device)}
 
@@ -244,10 +264,19 @@ EVALUATION: dict[str, Callable[[Settings], object]] = {
     "lora_sb": lambda s: EvalForward(s, merged=False),
     "merged": lambda s: EvalForward(s, merged=True),
 }
+GENERATION: dict[str, Callable[[Settings], object]] = {
+    "lora_sb": lambda s: Generation(s, merged=False),
+    "merged": lambda s: Generation(s, merged=True),
+}
 INITIALISATION: dict[str, Callable[[Settings], object]] = {
     "passes": PlainPasses,
     **{f"lora_sb[{mode}]": (lambda s, options=options: LoraSBInit(s, options)) for mode, options in INIT_MODES.items()},
     "reference": ReferenceInit,
     "lora_ga": LoraGAInit,
 }
-GROUPS = {"training": TRAINING, "evaluation": EVALUATION, "initialisation": INITIALISATION}
+GROUPS = {"training": TRAINING, "evaluation": EVALUATION, "generation": GENERATION, "initialisation": INITIALISATION}
+
+
+def groups_of(kind: str) -> list[str]:
+    """The groups a model of ``kind`` is measured in: generation only for a causal LM."""
+    return [group for group in GROUPS if group != "generation" or kind == "causal_lm"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -63,6 +64,25 @@ def attach(
         wrapped[name] = LoraSBLinear(linear, rank, alpha=alpha, dropout=dropout)
         _replace(model, name, wrapped[name])
     return wrapped
+
+
+@contextmanager
+def bypassing_empty_adapters(model: nn.Module) -> Iterator[None]:
+    """Within the block, every LoRA-SB layer whose core R is zero runs as its base layer alone.
+
+    Such a layer adds s·B·0·A·x = 0 and passes no gradient back through B·R·A, so the outputs
+    and the gradients of every tensor but R are exactly those of the full layer; what is saved
+    is the rank-r path's work and the memory of its activations and their gradients (the
+    gradient estimate before initialisation runs so).
+    """
+    empty = [layer for layer in adapters(model).values() if not layer.lora_R.any()]
+    for layer in empty:
+        layer.bypassed = True
+    try:
+        yield
+    finally:
+        for layer in empty:
+            layer.bypassed = False
 
 
 def merge(model: nn.Module) -> nn.Module:

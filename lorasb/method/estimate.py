@@ -10,7 +10,8 @@ by the learning rate against the sign of its gradient:
 Only the wrapped layers' gradients are computed (``backward(inputs=...)`` on their base
 weights) and no ``.grad`` of the model is kept: a hook on each weight adds its gradient into
 the weight's sum as soon as backward produces it and drops it, so besides the sums about one
-layer's gradient exists at a time. How the sums are held (dtype, CPU memory, layer groups) is
+layer's gradient exists at a time. LoRA-SB layers whose core is still zero run as their base
+layer alone, which changes no gradient of W0 and saves the rank-r path's activations. How the sums are held (dtype, CPU memory, layer groups) is
 :class:`lorasb.method.memory.AccumulatorOptions`. In float16 a small gradient underflows to
 zero, so the loss can be scaled before it is differentiated and the gradient unscaled into the
 sum (a layer whose scaled gradient overflows is redone with half the scale), as
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lorasb.method.attach import adapters
+from lorasb.method.attach import adapters, bypassing_empty_adapters
 from lorasb.method.memory import DTYPES, FORMS, AccumulatorOptions, group_names
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
@@ -112,9 +113,10 @@ def _accumulate(
             w.requires_grad_(True)
             handles.append(w.register_post_accumulate_grad_hook(sums.hook(name)))
         count = 0
-        for batch in batches:
-            _add_batch(model, batch, weights, sums, loss_scale)
-            count += 1
+        with bypassing_empty_adapters(model):  # zero cores: their path adds nothing, to outputs or to gradients
+            for batch in batches:
+                _add_batch(model, batch, weights, sums, loss_scale)
+                count += 1
     finally:
         for handle in handles:
             handle.remove()

@@ -49,6 +49,7 @@ class LoraSBLinear(nn.Module):
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **factory), requires_grad=False)
         self.lora_R = nn.Parameter(torch.zeros(rank, rank, device=base.weight.device, dtype=trained_dtype(base.weight.dtype)))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.bypassed = False  # run the base layer alone (see lorasb.method.attach.bypassing_empty_adapters)
 
     @property
     def in_features(self) -> int:
@@ -64,6 +65,8 @@ class LoraSBLinear(nn.Module):
         return self.base.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bypassed:
+            return self.base(x)
         projected = F.linear(self.dropout(x), self.lora_A)
         core = F.linear(projected.to(self.lora_R.dtype), self.lora_R).to(projected.dtype)
         low_rank = F.linear(core, self.lora_B)
