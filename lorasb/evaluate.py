@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
-    """The model to evaluate, with its adapters, and the name or path of its tokenizer (the
-    evaluation folds the adapters of a float32 model into its weights).
+    """The model to evaluate, adapters folded into its weights where it is float32
+    (:func:`lorasb.method.attach.merged_where_exact`), and the name or path of its tokenizer.
 
     ``checkpoint``: a lorasb training checkpoint, which names its own base model;
     ``adapter``: a PEFT LoRA folder on top of the base model it records (else the ``model``
@@ -41,6 +41,7 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     from peft import PeftModel
 
     from lorasb.lightning.causal_lm import CausalLMModule
+    from lorasb.method.attach import merged_where_exact
     from lorasb.models import load_causal_lm
 
     if cfg.checkpoint and cfg.adapter:
@@ -48,12 +49,12 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     if cfg.checkpoint:
         with refusing_unsafe(cfg.checkpoint):
             module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
-        return module.model.eval(), module.hparams.model["name_or_path"]
+        return merged_where_exact(module.model.eval()), module.hparams.model["name_or_path"]
     base = adapter_base(cfg.adapter) if cfg.adapter else None
     base = base or cfg.model.name_or_path
     model = load_causal_lm(base, cfg.model.get("dtype", "float32"))
     if cfg.adapter:
-        model = PeftModel.from_pretrained(model, cfg.adapter)
+        model = merged_where_exact(PeftModel.from_pretrained(model, cfg.adapter))
     return model, base
 
 

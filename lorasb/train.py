@@ -147,14 +147,16 @@ def untrained_reason(run: Run) -> str | None:
 
 
 def evaluate_after_fit(run: Run) -> None:
-    """Instruction tasks: score the trained model on the task's evaluation sets, into the summary."""
+    """Instruction tasks: score the trained model on the task's evaluation sets, into the summary
+    (a float32 model's adapters folded into its weights first: the run has ended)."""
     from lorasb.eval import evaluate_model
+    from lorasb.method.attach import merged_where_exact
 
     cfg = run.cfg
     if not (run.trainer.is_global_zero and cfg.get("eval") and cfg.eval.after_fit):
         return
     scored = {"base_model": cfg.model.name_or_path, "trained_in": str(cfg.run_dir)}
-    results = evaluate_model(run.module.model, run.datamodule.tokenizer, cfg.eval, cfg.data.dir, cfg.run_dir, scored)
+    results = evaluate_model(merged_where_exact(run.module.model), run.datamodule.tokenizer, cfg.eval, cfg.data.dir, cfg.run_dir, scored)
     if run.summary is not None:
         run.summary.summary["eval"] = results
         run.summary.write(Path(cfg.run_dir) / run.summary.filename)

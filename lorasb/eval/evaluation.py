@@ -13,7 +13,6 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lorasb.data.prompts import STOP_STRINGS
-from lorasb.method.attach import merged_where_exact
 from lorasb.eval.sets import eval_set
 from lorasb.eval.generation import generate
 
@@ -128,9 +127,8 @@ def evaluate_model(
     device: str = "auto",
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate_sets` on ``device`` with the keys of an ``eval`` config block
-    (``sets``, ``limit``, ``batch_size``, ``max_new_tokens``, ``grading``). A float32 model's
-    adapters are folded into its weights first, in place (:func:`lorasb.method.attach.merged_where_exact`)."""
-    model = merged_where_exact(model).to(resolve_device(device))
+    (``sets``, ``limit``, ``batch_size``, ``max_new_tokens``, ``grading``)."""
+    model.to(resolve_device(device))
     return evaluate_sets(
         model,
         tokenizer,
