@@ -81,7 +81,7 @@ def test_sweep_estimates_the_gradient_once(sweep):
         assert "rank" not in json.dumps(meta["depends_on"])
         assert len(list((key / form).glob("*.pt"))) == MINILM_LAYERS
     # LoRA-SB's SVD of sign(ΣG): once per rank
-    assert sorted(p.name.split("-")[0] for p in (key / "sign_svd").iterdir()) == ["r2", "r4"]
+    assert sorted(p.name.split("-")[0] for p in (key / "sign_factors").iterdir()) == ["r2", "r4"]
     assert output.count("gradient cache hit: 24 layers") == 2
 
 

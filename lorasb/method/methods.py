@@ -129,7 +129,7 @@ class LoraSB(Method):
         approximation's relative error and energy. Missing ones are computed from ``signs``, one
         batched SVD per batch of same-shaped layers among ``names``."""
         svd = self.svd
-        tag = f"sign_svd/r{self.rank}-niter{svd.niter}-over{svd.oversample}-exact{svd.exact_max_dim}-seed{svd.seed}"
+        tag = f"sign_factors/r{self.rank}-niter{svd.niter}-over{svd.oversample}-exact{svd.exact_max_dim}-seed{svd.seed}"
         shapes = {name: layers[name].base.weight.shape for name in names}
         batch_of = {name: batch for batch in same_shape_batches(shapes, svd.batch_bytes) for name in batch}
         computed: dict[str, Tensors] = {}
