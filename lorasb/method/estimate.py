@@ -11,11 +11,11 @@ Only the wrapped layers' gradients are computed (``backward(inputs=...)`` on the
 weights) and no ``.grad`` of the model is kept: a hook on each weight adds its gradient into
 the weight's sum as soon as backward produces it and drops it, so besides the sums about one
 layer's gradient exists at a time. LoRA-SB layers whose core is still zero run as their base
-layer alone, which changes no gradient of W0 and saves the rank-r path's activations. How the sums are held (dtype, CPU memory, layer groups) is
-:class:`lorasb.method.memory.AccumulatorOptions`. In float16 a small gradient underflows to
-zero, so the loss can be scaled before it is differentiated and the gradient unscaled into the
-sum (a layer whose scaled gradient overflows is redone with half the scale), as
-mixed-precision training does.
+layer alone, which changes no gradient of W0 and saves the rank-r path's activations. How the
+sums are held (dtype, CPU memory, layer groups) is :class:`lorasb.method.memory.AccumulatorOptions`.
+In float16 a small gradient underflows to zero, so the loss can be scaled before it is
+differentiated and the gradient unscaled into the sum (a layer whose scaled gradient overflows
+is redone with half the scale), as mixed-precision training does.
 
 bfloat16 sums keep 8 bits of mantissa: over 8 batches of 4 of all-MiniLM-L6 on MRPC, 99.95% of the
 entries of sign(ΣG) agree with float32 sums; the others are entries whose sum is near zero.

@@ -1,8 +1,10 @@
 """Fine-tuning methods as small strategies: how a model is adapted, initialised and exported.
 
-Every method is built from ``rank`` and its own options (``build_method``) and does four things:
+Every method is built from ``rank`` and its own options (``build_method``) and does these things:
 
     attach      adapt the model (heads named in ``head`` train in full with every method)
+    prepare     take each group of target layers' ΣG as soon as the estimate has finished it, and
+                say what of it to keep (LoRA-SB decomposes it there and keeps nothing)
     initialize  set the adapters before training; methods with ``needs_gradients`` receive the
                 summed gradient ΣG of each target weight (names as in the unadapted model), or
                 only its signs as int8 where ``gradient_form`` is ``sign`` (4× less memory)
@@ -92,7 +94,9 @@ class LoraSB(Method):
 
     The SVD of −sign(ΣG) does not depend on lr₁ (ΔW's singular values are lr₁ times its), so it
     is memoised and reused by every learning rate of a sweep. Only sign(ΣG) is read (int8),
-    turned into floats one batch of same-shaped layers at a time (``SVDConfig.batch_bytes``).
+    turned into floats one batch of same-shaped layers at a time (``SVDConfig.batch_bytes``);
+    during a run each group of layers is decomposed as soon as its signs are final (``prepare``),
+    so no group's signs outlive its SVDs.
     """
 
     name: ClassVar[str] = "lora_sb"
