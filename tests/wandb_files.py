@@ -22,8 +22,9 @@ def records(path: Path) -> list:
         _, length, kind = struct.unpack("<IHB", data[position : position + 7])
         chunk = data[position + 7 : position + 7 + length]
         position += 7 + length
-        if kind == 0 and length == 0:
-            break
+        if kind == 0 and length == 0:  # zeros to the end of the block (written at a flush): the next block goes on
+            position += left - 7
+            continue
         pending = chunk if kind in (1, 2) else pending + chunk  # full/first start a record, middle/last extend it
         if kind in (1, 4):  # full or last: the record is complete
             record = wandb_internal_pb2.Record()
