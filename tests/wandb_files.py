@@ -1,6 +1,7 @@
 """Reading an offline W&B run file (``run-<id>.wandb``): a LevelDB-style log of protobuf records."""
 
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32768
@@ -20,6 +21,8 @@ def records(path: Path) -> list:
             position += left
             continue
         _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        if position + 7 + length > len(data):  # a chunk still being written
+            break
         chunk = data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind == 0 and length == 0:  # zeros to the end of the block (written at a flush): the next block goes on
@@ -33,10 +36,21 @@ def records(path: Path) -> list:
     return found
 
 
+def finished_records(path: Path, timeout: float = 120.0) -> list:
+    """The records once the file holds the run's exit record: W&B's service may still be writing
+    the file after ``finish()`` has returned (seen on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = records(path)
+        if any(record.WhichOneof("record_type") == "exit" for record in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 def logged(path: Path) -> dict:
     """``history`` (every logged key), ``config`` (top-level config keys), ``group`` and ``name`` of a run file."""
     history, config, group, name = set(), set(), None, None
-    for record in records(path):
+    for record in finished_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             history |= {item.key or "/".join(item.nested_key) for item in record.history.item}
