@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 import hydra
 from omegaconf import DictConfig
 
-from lorasb.lightning.checkpoints import CheckpointError, UnsafeCheckpointError, refusing_unsafe
+from lorasb.lightning.checkpoints import CheckpointError, UnsafeCheckpointError, refusing_unsafe, resume_from
 from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
     import lightning as L
 
-    from lorasb.lightning.module import LoraSBModule
+    from lorasb.lightning.module import FineTuningModule
     from lorasb.lightning.summary import RunSummary
 
 register_resolvers()
@@ -37,7 +37,7 @@ class Run:
 
     cfg: DictConfig
     datamodule: L.LightningDataModule
-    module: LoraSBModule
+    module: FineTuningModule
     trainer: L.Trainer
     loggers: list
     summary: RunSummary | None  # the callback that writes metrics.json, when configured
@@ -78,46 +78,12 @@ def resolved_config(cfg: DictConfig) -> dict:
     return config
 
 
-def resume_from(run: Run) -> str | None:
-    """``ckpt_path`` when given; else ``"last"`` (Lightning's lookup) when ``resume`` is on and a last checkpoint exists."""
-    cfg = run.cfg
-    if cfg.ckpt_path:
-        if not Path(cfg.ckpt_path).is_file():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path} does not exist")
-        return str(cfg.ckpt_path)
-    checkpoint = run.trainer.checkpoint_callback
-    if not cfg.resume or checkpoint is None:
-        return None
-    folder = Path(checkpoint.dirpath)
-    last, best = folder / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}", folder / f"best{checkpoint.FILE_EXTENSION}"
-    if not last.is_file():
-        return None
-    damage = unreadable(last)
-    if damage is None:
-        return "last"
-    if best.is_file() and unreadable(best) is None:
-        log.warning("%s cannot be read (%s): resuming from %s, the latest good checkpoint", last, damage, best)
-        return str(best)
-    raise CheckpointError(f"{last} cannot be read ({damage}) and no good checkpoint is beside it: start a new run (resume=false)")
-
-
-def unreadable(path: Path) -> str | None:
-    """Why the checkpoint at ``path`` cannot be read (a truncated or damaged file), or None."""
-    import torch
-
-    try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, EOFError, OSError) as err:
-        return str(err).splitlines()[0]
-    return None
-
-
 def fit(run: Run) -> None:
     """Validate before training (fresh runs only), fit, and export the adapter; loggers are closed after."""
     from lightning.pytorch.loggers import WandbLogger
 
     cfg, trainer = run.cfg, run.trainer
-    ckpt_path = resume_from(run)
+    ckpt_path = resume_from(trainer, cfg.ckpt_path, cfg.resume)
     try:
         if cfg.validate_before and ckpt_path is None:
             trainer.validate(run.module, datamodule=run.datamodule, verbose=False)
@@ -162,41 +128,6 @@ def evaluate_after_fit(run: Run) -> None:
         run.summary.write(Path(cfg.run_dir) / run.summary.filename)
 
 
-def report(summary: dict, monitor: str) -> str:
-    """The monitored metric before training, at the end, at its best and its baseline; a first line marks a diverged run."""
-    figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
-    if summary.get("steps") == 0:
-        line = f"{monitor}: nothing was trained" + (f" (before {figures['before']:.4f})" if figures["before"] is not None else "")
-    elif figures["final"] is None:
-        line = f"{monitor}: no validation ran during training"
-    else:
-        line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f}"
-        if figures["before"] is not None:
-            line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
-        baseline = summary.get("baseline", {})
-        if monitor in baseline.get("scores", {}):
-            line += f"; {baseline['name']} {baseline['scores'][monitor]:.4f}"
-        line += ")"
-    if "diverged" in summary:
-        d = summary["diverged"]
-        line = f"DIVERGED: the {d['what']} rose to {d['value']:.4g} at step {d['step']} from {d['start']:.4g}; {d['hint']}\n{line}"
-    return line
-
-
-def collapse_warning(summary: dict, monitor: str) -> str | None:
-    """A warning when the final score is no better than the baseline's (a constant prediction)."""
-    final = summary.get("final", {}).get(monitor)
-    baseline = summary.get("baseline", {})
-    score = baseline.get("scores", {}).get(monitor)
-    if final is None or score is None or final > score:
-        return None
-    return (
-        f"{monitor} ended at {final:.4f}, at or below the {baseline['name']} score {score:.4f}: the model does "
-        f"no better than predicting one answer for every example. Train longer (trainer.max_epochs, "
-        f"data.train_limit) or change the learning rate (optim.lr)."
-    )
-
-
 def log_through_hydra() -> None:
     """Let Lightning's messages reach the console and the run's log file through Hydra's handlers
     on the root logger only (Lightning's own console handler would print each one twice)."""
@@ -207,6 +138,8 @@ def log_through_hydra() -> None:
 
 def run(cfg: DictConfig) -> dict:
     """Train as ``cfg`` says; returns the run summary written to ``metrics.json``."""
+    from lorasb.lightning.summary import collapse_warning, summary_line
+
     check_config(cfg)
     check_model_fits_task(cfg)
     parts = build(cfg)
@@ -214,7 +147,7 @@ def run(cfg: DictConfig) -> dict:
     evaluate_after_fit(parts)
     summary = parts.summary.summary if parts.summary is not None else {}
     if parts.trainer.is_global_zero and summary:
-        log.info(report(summary, cfg.task.monitor))
+        log.info(summary_line(summary, cfg.task.monitor))
         if warning := collapse_warning(summary, cfg.task.monitor):
             log.warning(warning)
         log.info("run directory: %s", cfg.run_dir)

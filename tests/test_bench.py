@@ -17,7 +17,7 @@ from lorasb.bench.reference import reference_style_gradient_sums
 from lorasb.method import adapters, attach
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import group_names
-from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, tiny_bert, tiny_llama
+from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, tiny_bert, tiny_llama
 
 TRAINING_ARMS = ["floor", "lora_sb", "lora", "full"]
 MODES = ["default", "bf16", "offload", "groups4"]

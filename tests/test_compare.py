@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from wandb_files import logged
+from helpers.wandb_files import logged
 
 from lorasb.config.resolvers import path_safe
 from lorasb.train import run

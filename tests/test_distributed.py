@@ -5,7 +5,7 @@ import socket
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from tiny_models import BERT_TARGETS, bert_batches, tiny_bert
+from helpers.tiny_models import BERT_TARGETS, bert_batches, tiny_bert
 
 import lorasb
 

@@ -10,7 +10,7 @@ from transformers import RobertaConfig, RobertaForSequenceClassification
 
 from lorasb.lightning.head_bias import output_layer, prior_bias, set_prior_bias
 from lorasb.method.attach import unfreeze
-from tiny_models import tiny_bert
+from helpers.tiny_models import tiny_bert
 
 
 def test_the_prior_is_the_add_one_smoothed_log_frequency_of_each_class():

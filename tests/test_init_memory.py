@@ -11,9 +11,9 @@ import lorasb
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import AccumulatorOptions, fit_budget, group_names, memory_budget, needed_bytes, split_groups
-from lorasb.method.methods import build_method
+from lorasb.method.registry import build_method
 from lorasb.train import run
-from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
+from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
 
 RANK = 4
 
@@ -117,7 +117,7 @@ def test_each_group_goes_to_on_group_once_final_and_lora_sb_decomposes_it_keepin
     def on_group(group):
         handed.append((len(forwards), list(group)))
         alive.extend(weakref.ref(t) for t in group.values())
-        return method.prepare(model, group, memo)
+        return method.digest_group(model, group, memo)
 
     options = AccumulatorOptions(layer_groups=groups)
     kept = accumulate_gradients(model, batches, method.target_weights(model), form="sign", options=options, on_group=on_group)

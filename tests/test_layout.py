@@ -7,6 +7,9 @@
     lightning  eval    config       Lightning modules · evaluation sets, generation, grading · Hydra
       ↑        ↑        ↑           (config reads the schedule names of lightning)
     train  evaluate  report         entry points: import any layer, never each other
+
+Inside a layer, files may import each other, but never in a cycle (imports inside functions
+count too: a deferred import only hides a cycle).
 """
 
 import ast
@@ -54,6 +57,73 @@ def imports(path: Path, root: Path = PACKAGE) -> set[str]:
 
 
 FILES = sorted(PACKAGE.rglob("*.py"))
+
+
+def module_name(path: Path, root: Path = PACKAGE) -> str:
+    """``lorasb.method.layer`` for lorasb/method/layer.py, ``lorasb.method`` for its ``__init__.py``."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(("lorasb", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
+    """Each module of the package at ``root`` and the package's modules it imports
+    (``from a import b`` counts as importing ``a.b`` where that is a module, else ``a``)."""
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(path, root) for path in files}
+    graph = {}
+    for path in files:
+        named = set()
+        for name in imports(path, root):
+            named |= {name} if name in modules else {name.rsplit(".", 1)[0]} & modules
+        graph[module_name(path, root)] = named - {module_name(path, root)}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected sets of more than one module (Tarjan's algorithm): each is a cycle."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles():
+    assert import_cycles(import_graph()) == []
+
+
+def test_the_cycle_check_finds_a_deferred_import_cycle(tmp_path):
+    """Two files of one layer importing each other, one of them inside a function, are a cycle."""
+    root = tmp_path / "lorasb"
+    (root / "method").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "method" / "__init__.py").write_text("")
+    (root / "method" / "base.py").write_text("def classes():\n    from lorasb.method.peft import Lora\n    return [Lora]\n")
+    (root / "method" / "peft.py").write_text("from lorasb.method.base import classes\nclass Lora: ...\n")
+    (root / "method" / "layer.py").write_text("from lorasb.method import base\n")
+    assert import_cycles(import_graph(root)) == [["lorasb.method.base", "lorasb.method.peft"]]
 
 
 def test_every_file_belongs_to_a_known_layer():

@@ -10,9 +10,9 @@ import torch
 from lorasb.data import GlueDataModule
 from lorasb.lightning.lr_search import clearly_worse, held_out_losses, search_lr, take_steps
 from lorasb.method.cache import Gradients
-from lorasb.method.methods import build_method
+from lorasb.method.registry import build_method
 from lorasb.train import run
-from tiny_models import BERT_TARGETS, bert_batches, tiny_bert
+from helpers.tiny_models import BERT_TARGETS, bert_batches, tiny_bert
 
 OPTIMIZER = {"weight_decay": 0.0, "betas": (0.9, 0.999)}
 
@@ -28,7 +28,7 @@ def sb_model(rank=4):
     def initialize(lr):
         return method.initialize(model, gradients, lr / 10)  # lr₁: a tenth of the peak, as under warm-up
 
-    names = {n for n, p in model.named_parameters() if p.requires_grad} | method.kept(model)
+    names = {n for n, p in model.named_parameters() if p.requires_grad} | method.written_frozen(model)
     return model, initialize, names
 
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from lorasb.method import attach, estimate_update, initialize, unfreeze
 from lorasb.method.estimate import accumulate_gradients
-from tiny_models import bert_batches, llama_batches, tiny_bert, tiny_llama
+from helpers.tiny_models import bert_batches, llama_batches, tiny_bert, tiny_llama
 
 
 def half_llama(dtype: torch.dtype) -> nn.Module:

@@ -43,7 +43,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path, shared_data)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert train(whole, shared_data).returncode == 0
     # SIGKILL after step 9: the latest checkpoint is step 8's, two batches into the second epoch
-    died = train(killed, shared_data, "+callbacks.kill._target_=kill_switch.KillAt", "+callbacks.kill.step=9")
+    died = train(killed, shared_data, "+callbacks.kill._target_=helpers.kill_switch.KillAt", "+callbacks.kill.step=9")
     assert died.returncode == -9, died.stderr[-3000:]
     assert torch.load(killed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"] == 8
     resumed = train(killed, shared_data)
@@ -76,7 +76,7 @@ def test_the_initialisation_is_saved_before_the_first_step(composer, tmp_path, s
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(composer(overrides, tmp_path))
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["global_step"] == 0 and bool(checkpoint["state_dict"]["sb_initialized"])
+    assert checkpoint["global_step"] == 0 and bool(checkpoint["state_dict"]["initialized"])
     # R = diag(S_r)/s: diagonal, in proportion to the singular values init_stats.json records
     stats = json.loads((tmp_path / "init_stats.json").read_text())["layers"]
     for name, layer in stats.items():

@@ -12,7 +12,8 @@ import torch
 
 from lorasb.data.glue import read_glue_tsv
 from lorasb.data.glue_tasks import glue_task
-from lorasb.train import collapse_warning, report, run
+from lorasb.lightning.summary import collapse_warning, summary_line
+from lorasb.train import run
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "lorasb" / "data" / "samples" / "glue" / "SST-2"
@@ -68,9 +69,9 @@ SUMMARY = {
 }
 
 
-def test_report_shows_the_baseline_beside_before_and_after():
-    assert report(SUMMARY, "val/accuracy") == "val/accuracy: before 0.4000 → final 0.5000 (best 0.6000; majority class 0.5000)"
-    assert report({**SUMMARY, "baseline": {}}, "val/accuracy") == "val/accuracy: before 0.4000 → final 0.5000 (best 0.6000)"
+def test_the_summary_line_shows_the_baseline_beside_before_and_after():
+    assert summary_line(SUMMARY, "val/accuracy") == "val/accuracy: before 0.4000 → final 0.5000 (best 0.6000; majority class 0.5000)"
+    assert summary_line({**SUMMARY, "baseline": {}}, "val/accuracy") == "val/accuracy: before 0.4000 → final 0.5000 (best 0.6000)"
 
 
 def test_a_run_ending_at_the_baseline_is_warned_about():

@@ -98,7 +98,7 @@ def test_lambda_lr_applies_the_factor_per_optimizer_step(kind):
 
 
 def test_module_initialises_with_the_first_step_lr(composer, tmp_path, glue_fixtures):
-    """A real run: LoraSBModule's optimizer and schedule give on_fit_start lr·factor(0) = lr / warm-up.
+    """A real run: FineTuningModule's optimizer and schedule give on_fit_start lr·factor(0) = lr / warm-up.
 
     RTE fixture (4 rows), batch 1, 2 epochs: 8 optimizer steps, warm-up ceil(8·0.3) = 3, so
     the LoRA-SB estimate must use lr/3, and the logged lr of step k must be lr·factor(k).

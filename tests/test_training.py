@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 import lorasb.lightning.module
 import lorasb.train
-from lorasb.lightning.checkpoints import CheckpointError
+from lorasb.lightning.checkpoints import CheckpointError, resume_from
 from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run
@@ -164,7 +164,7 @@ def test_checkpoint_holds_only_adapter_and_head(short_run):
     expected = {f"model.{layer}.{f}" for layer in MINILM_LAYERS for f in ("lora_A", "lora_B", "lora_R")}
     expected |= {"model.classifier.weight", "model.classifier.bias"}
     assert model_keys == expected
-    assert bool(state["sb_initialized"])
+    assert bool(state["initialized"])
     assert checkpoint["hyper_parameters"]["rank"] == 24
 
 
@@ -176,7 +176,7 @@ def test_module_rebuilt_from_its_checkpoint(short_run, tmp_path):
     restored = module.state_dict()
     for key, value in checkpoint["state_dict"].items():
         torch.testing.assert_close(restored[key], value, rtol=0, atol=0)
-    assert bool(module.sb_initialized) and not module.training
+    assert bool(module.initialized) and not module.training
     broken = {**checkpoint, "state_dict": {k: v for k, v in checkpoint["state_dict"].items() if not k.endswith("lora_R")}}
     torch.save(broken, tmp_path / "broken.ckpt")
     with pytest.raises(ValueError, match="does not match its model: missing .*lora_R"):
@@ -201,7 +201,7 @@ def test_exported_adapter_matches_the_trained_module_in_peft(short_run, minilm_d
     assert set(config["target_modules"]) == MINILM_LAYERS
 
     trained = ClassificationModule.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu").eval()
-    assert bool(trained.sb_initialized)
+    assert bool(trained.initialized)
     assert any(layer.lora_R.abs().sum() > 0 for layer in adapters(trained.model).values())
     base = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2)
     peft_model = PeftModel.from_pretrained(base, adapter).eval()
@@ -293,11 +293,11 @@ def test_a_damaged_last_checkpoint_is_named_and_the_best_one_resumed(short_run, 
     last.write_bytes(last.read_bytes()[:5000])  # a disk that filled up, a bad copy
     caplog.set_level(logging.WARNING)
     resumed = lorasb.train.build(composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=2"], tmp_path))
-    assert lorasb.train.resume_from(resumed) == str(tmp_path / "checkpoints" / "best.ckpt")
+    assert resume_from(resumed.trainer, resumed.cfg.ckpt_path, resumed.cfg.resume) == str(tmp_path / "checkpoints" / "best.ckpt")
     assert f"{last} cannot be read (" in caplog.text and "resuming from" in caplog.text
     (tmp_path / "checkpoints" / "best.ckpt").write_bytes(b"")
     with pytest.raises(CheckpointError, match=f"{last} cannot be read .* no good checkpoint is beside it"):
-        lorasb.train.resume_from(resumed)
+        resume_from(resumed.trainer, resumed.cfg.ckpt_path, resumed.cfg.resume)
 
 
 def logged_steps(run_dir: Path) -> set[int]:
@@ -320,7 +320,7 @@ def test_resume_continues_without_reinitialising(resumed_run):
         for key, value in factors(old, kind).items():
             assert torch.equal(value, new[key]), key
     assert any(not torch.equal(value, new[key]) for key, value in factors(old, "lora_R").items())  # R trained on
-    assert bool(new["sb_initialized"])
+    assert bool(new["initialized"])
     assert (resumed_run["run_dir"] / "init_stats.json").read_text() == resumed_run["init_stats"]
     summary = resumed_run["summary"]
     assert summary["epochs"] == 2

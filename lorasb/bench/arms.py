@@ -45,7 +45,7 @@ from lorasb.method.attach import adapters, bypassing_empty_adapters, merge
 from lorasb.method.cache import GradientCache, Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import AccumulatorOptions
-from lorasb.method.methods import build_method
+from lorasb.method.registry import build_method
 
 INIT_MODES: dict[str, AccumulatorOptions] = {
     "default": AccumulatorOptions(),
@@ -174,7 +174,7 @@ class LoraSBInit:
 
         def prepare(group):
             kept = {}
-            svd.append(seconds(lambda: kept.update(self.method.prepare(self.model, group, memo)), device))
+            svd.append(seconds(lambda: kept.update(self.method.digest_group(self.model, group, memo)), device))
             return kept
 
         signs = {}

@@ -7,10 +7,10 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lorasb.models import load_causal_lm
-from lorasb.lightning.module import LoraSBModule
+from lorasb.lightning.module import FineTuningModule
 
 
-class CausalLMModule(LoraSBModule):
+class CausalLMModule(FineTuningModule):
     """Next-token loss on the response tokens of instruction examples.
 
     Logs ``train/loss`` and ``val/loss``, the held-out loss averaged over response tokens.
@@ -18,7 +18,7 @@ class CausalLMModule(LoraSBModule):
     Args:
         gradient_checkpointing: recompute activations in the backward pass (less memory,
             about a third more compute).
-        **kwargs: :class:`lorasb.lightning.module.LoraSBModule` arguments.
+        **kwargs: :class:`lorasb.lightning.module.FineTuningModule` arguments.
     """
 
     monitor = "val/loss"

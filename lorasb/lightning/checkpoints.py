@@ -6,11 +6,19 @@ types torch allows); a crafted checkpoint's payload then never runs and its file
 
 from __future__ import annotations
 
+import logging
 import pickle
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # train.py imports this module before a run starts: the heavy libraries load later
+    import lightning as L
+
+log = logging.getLogger(__name__)
 
 
 class UnsafeCheckpointError(ValueError):
@@ -52,3 +60,37 @@ def refusing_unsafe(path: str | PathLike) -> Iterator[None]:
             f"refused to load {path}: it holds Python objects beyond tensors and plain data{what}, which could "
             "run code when loaded; lorasb's own checkpoints hold none, so this file was not written by a lorasb run"
         ) from None
+
+
+def resume_from(trainer: L.Trainer, ckpt_path: str | None, resume: bool) -> str | None:
+    """``ckpt_path`` when given; else, when ``resume`` is on and a last checkpoint exists, ``"last"``
+    (Lightning's lookup), or the best checkpoint beside a damaged last one."""
+    if ckpt_path:
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+        return str(ckpt_path)
+    checkpoint = trainer.checkpoint_callback
+    if not resume or checkpoint is None:
+        return None
+    folder = Path(checkpoint.dirpath)
+    last, best = folder / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}", folder / f"best{checkpoint.FILE_EXTENSION}"
+    if not last.is_file():
+        return None
+    damage = unreadable(last)
+    if damage is None:
+        return "last"
+    if best.is_file() and unreadable(best) is None:
+        log.warning("%s cannot be read (%s): resuming from %s, the latest good checkpoint", last, damage, best)
+        return str(best)
+    raise CheckpointError(f"{last} cannot be read ({damage}) and no good checkpoint is beside it: start a new run (resume=false)")
+
+
+def unreadable(path: Path) -> str | None:
+    """Why the checkpoint at ``path`` cannot be read (a truncated or damaged file), or None."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, OSError) as err:
+        return str(err).splitlines()[0]
+    return None

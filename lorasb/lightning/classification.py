@@ -9,10 +9,10 @@ from torchmetrics import MaxMetric
 from lorasb.data.glue_tasks import glue_task
 from lorasb.models import load_classifier
 from lorasb.lightning.head_bias import set_prior_bias
-from lorasb.lightning.module import LoraSBModule
+from lorasb.lightning.module import FineTuningModule
 
 
-class ClassificationModule(LoraSBModule):
+class ClassificationModule(FineTuningModule):
     """A GLUE task on an encoder with a classification (or, for STS-B, regression) head.
 
     Logs ``train/loss``, ``val/loss``, ``val/<metric><suffix>`` for every metric of the task

@@ -28,16 +28,18 @@ from lorasb.method.cache import GradientCache, Gradients, OnGroup
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.initialize import SVDConfig
 from lorasb.method.memory import AccumulatorOptions, fit_budget, memory_budget
-from lorasb.method.methods import Method, build_method
+from lorasb.method.base import Method
+from lorasb.method.registry import build_method
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.lr_search import SearchResult, search_lr
 from lorasb.lightning.schedule import lr_factor
 
 log = logging.getLogger(__name__)
+OLD_INITIALIZED_KEY = "sb_initialized"
 
 
-class LoraSBModule(L.LightningModule):
-    """Base module: the method's adapters and initialisation, optimizer and schedule.
+class FineTuningModule(L.LightningModule):
+    """A model fine-tuned with any method: the method's adapters and initialisation, optimizer and schedule.
 
     Subclasses build the Hugging Face model (:meth:`build_model`) and define the steps.
 
@@ -45,7 +47,7 @@ class LoraSBModule(L.LightningModule):
         model: ``name_or_path``, ``target_modules``, ``head`` (modules trained in full, e.g.
             a classifier) and ``dtype``.
         rank: r, the size of the trained r×r matrix.
-        method: ``name`` (``lora_sb`` when absent, see :func:`lorasb.method.methods.build_method`)
+        method: ``name`` (``lora_sb`` when absent, see :func:`lorasb.method.registry.build_method`)
             and the method's options (``alpha``, ``dropout``, ...); ``lr`` (its default learning
             rates, read by the config) is not the method's.
         init: ``num_samples`` and ``batch_size`` of the gradient estimate; ``svd`` options
@@ -64,7 +66,7 @@ class LoraSBModule(L.LightningModule):
         options = {k: v for k, v in method.items() if k not in ("name", "lr")}
         self.method = build_method(method.get("name", "lora_sb"), rank, options, SVDConfig(**init.get("svd", {})))
         self.model = self.method.attach(self.build_model().train(), model["target_modules"], model.get("head", []))
-        self.register_buffer("sb_initialized", torch.tensor(False))
+        self.register_buffer("initialized", torch.tensor(False))
         self.init_seconds: float | None = None
 
     def build_model(self) -> nn.Module:
@@ -73,7 +75,7 @@ class LoraSBModule(L.LightningModule):
     # -- initialisation -------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
-        if bool(self.sb_initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
+        if bool(self.initialized) or self.trainer.fit_loop.done:  # initialised already, or nothing to train
             return
         self._refuse_sharding_strategy()
         self.prepare_head()
@@ -84,7 +86,7 @@ class LoraSBModule(L.LightningModule):
 
         def prepare(group):  # as each group of layers is final (LoRA-SB: their SVDs), timed apart
             begin = time.perf_counter()
-            kept = self.method.prepare(self.model, group, memo)
+            kept = self.method.digest_group(self.model, group, memo)
             prepare_seconds.append(time.perf_counter() - begin)
             return kept
 
@@ -105,7 +107,7 @@ class LoraSBModule(L.LightningModule):
         self._broadcast_initialized()
         if self.trainer.is_global_zero:
             self.method.save_initial(self.model, self.initial_adapter_dir)
-        self.sb_initialized.fill_(True)
+        self.initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
         self._report_init(self.first_step_lr(peak_lr), gradients, stats, gradient_seconds, search)
 
@@ -261,7 +263,7 @@ class LoraSBModule(L.LightningModule):
 
     def initialized_names(self) -> set[str]:
         """Parameter names (in ``self.model``) of what the initialisation writes or training changes."""
-        return {name for name, p in self.model.named_parameters() if p.requires_grad} | self.method.kept(self.model)
+        return {name for name, p in self.model.named_parameters() if p.requires_grad} | self.method.written_frozen(self.model)
 
     def _report_init(
         self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float, search: SearchResult | None
@@ -360,6 +362,8 @@ class LoraSBModule(L.LightningModule):
                 + "\nresume with the same settings, or start a new run (another hydra.run.dir, or resume=false)"
             )
         saved = checkpoint["state_dict"]
+        if OLD_INITIALIZED_KEY in saved:  # written before the buffer took its method-neutral name
+            saved["initialized"] = saved.pop(OLD_INITIALIZED_KEY)
         own = self.state_dict()
         lost = sorted(self.trained_keys() - saved.keys())
         unexpected = sorted(saved.keys() - own.keys())
@@ -383,6 +387,9 @@ class LoraSBModule(L.LightningModule):
         head, name = model_cfg.get("head", []), model_cfg["name_or_path"]
         initial = initial_adapter_dir(run_dir) if run_dir is not None else self.initial_adapter_dir
         return self.method.export(self.model, Path(out_dir), head, name, initial=initial)
+
+
+LoraSBModule = FineTuningModule  # its former name, for code that imports it
 
 
 def initial_adapter_dir(run_dir: str | Path) -> Path:

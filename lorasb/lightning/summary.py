@@ -104,3 +104,38 @@ class RunSummary(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.summary = state_dict["summary"]
         self._trained_before = state_dict.get("train_seconds", 0.0)
+
+
+def summary_line(summary: dict, monitor: str) -> str:
+    """The monitored metric before training, at the end, at its best and its baseline; a first line marks a diverged run."""
+    figures = {name: summary.get(name, {}).get(monitor) for name in ("before", "final", "best")}
+    if summary.get("steps") == 0:
+        line = f"{monitor}: nothing was trained" + (f" (before {figures['before']:.4f})" if figures["before"] is not None else "")
+    elif figures["final"] is None:
+        line = f"{monitor}: no validation ran during training"
+    else:
+        line = f"{monitor}: final {figures['final']:.4f} (best {figures['best']:.4f}"
+        if figures["before"] is not None:
+            line = f"{monitor}: before {figures['before']:.4f} → " + line.removeprefix(f"{monitor}: ")
+        baseline = summary.get("baseline", {})
+        if monitor in baseline.get("scores", {}):
+            line += f"; {baseline['name']} {baseline['scores'][monitor]:.4f}"
+        line += ")"
+    if "diverged" in summary:
+        d = summary["diverged"]
+        line = f"DIVERGED: the {d['what']} rose to {d['value']:.4g} at step {d['step']} from {d['start']:.4g}; {d['hint']}\n{line}"
+    return line
+
+
+def collapse_warning(summary: dict, monitor: str) -> str | None:
+    """A warning when the final score is no better than the baseline's (a constant prediction)."""
+    final = summary.get("final", {}).get(monitor)
+    baseline = summary.get("baseline", {})
+    score = baseline.get("scores", {}).get(monitor)
+    if final is None or score is None or final > score:
+        return None
+    return (
+        f"{monitor} ended at {final:.4f}, at or below the {baseline['name']} score {score:.4f}: the model does "
+        f"no better than predicting one answer for every example. Train longer (trainer.max_epochs, "
+        f"data.train_limit) or change the learning rate (optim.lr)."
+    )

@@ -6,7 +6,8 @@ from lorasb.method.estimate import estimate_update
 from lorasb.method.export import export_peft
 from lorasb.method.initialize import SVDConfig, initialize
 from lorasb.method.layer import LoraSBLinear
-from lorasb.method.methods import Method, build_method
+from lorasb.method.base import Method
+from lorasb.method.registry import build_method
 
 __all__ = [
     "LoraSBLinear",

@@ -5,7 +5,7 @@ and the precision, but not on the rank or the learning rate. So a sweep over tho
 it once: the first job writes one file per target layer under ``<root>/<key>/<form>/``, the
 key being a hash of exactly what ΣG depends on (given by the caller, kept beside the files in
 ``<form>/meta.json``), and every later job reads them. ``form`` is what the method reads
-(:attr:`lorasb.method.methods.Method.gradient_form`): ``sum`` (ΣG) or ``sign`` (sign(ΣG) as
+(:attr:`lorasb.method.base.Method.gradient_form`): ``sum`` (ΣG) or ``sign`` (sign(ΣG) as
 int8), each in its own folder; a job that reads signs takes them from cached sums too. Derived tensors
 that do not depend on the learning rate either (LoRA-SB's SVD of sign(ΣG)) are kept under the
 same key by :meth:`GradientCache.memo`.

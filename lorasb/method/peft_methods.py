@@ -15,7 +15,7 @@ from peft import LoraConfig, LoraGAConfig, get_peft_model, get_peft_model_state_
 from safetensors.torch import load_file, save_file
 from peft.tuners.lora import LoraLayer
 
-from lorasb.method.methods import Method, no_memo
+from lorasb.method.base import Method, no_memo
 
 PREFIX = "base_model.model."
 
@@ -54,7 +54,7 @@ class Lora(Method):
     def target_weights(self, model):
         return {name: layer.get_base_layer().weight for name, layer in lora_layers(model).items()}
 
-    def kept(self, model):
+    def written_frozen(self, model):
         if not self.rewrites_base:
             return set()
         return {f"{PREFIX}{name}.base_layer.weight" for name in lora_layers(model)}

@@ -5,13 +5,13 @@ import copy
 import pytest
 import torch
 from torch import nn
-from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
+from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
 
 import lorasb
 from lorasb.method.attach import matches
 from lorasb.method.cache import Gradients
 from lorasb.method.estimate import accumulate_gradients
-from lorasb.method.methods import build_method, method_classes
+from lorasb.method.registry import build_method, method_classes
 
 RANK = 4
 LR = 1e-3

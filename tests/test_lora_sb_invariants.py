@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 from torch import nn
-from tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
+from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
 
 import lorasb
 from lorasb.method.initialize import SVDConfig, same_shape_batches, truncated_svd
-from lorasb.method.methods import build_method
+from lorasb.method.registry import build_method
 from lorasb.method.attach import adapters
 from lorasb.method.cache import Gradients
 

@@ -34,7 +34,7 @@ def test_a_sharding_strategy_is_refused_for_a_method_initialised_in_fit(module, 
     monkeypatch.setattr(type(module), "trainer", property(lambda self: trainer))
     with pytest.raises(ValueError, match=r"method=lora_sb writes its initialisation into whole tensors, which FSDPStrategy holds in shards.*use trainer=ddp"):
         module._refuse_sharding_strategy()
-    from lorasb.method.methods import build_method
+    from lorasb.method.registry import build_method
 
     monkeypatch.setattr(module, "method", build_method("full", 4))
     module._refuse_sharding_strategy()  # full fine-tuning has nothing to write after sharding

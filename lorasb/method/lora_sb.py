@@ -1,86 +1,20 @@
-"""Fine-tuning methods as small strategies: how a model is adapted, initialised and exported.
-
-Every method is built from ``rank`` and its own options (``build_method``) and does these things:
-
-    attach      adapt the model (heads named in ``head`` train in full with every method)
-    prepare     take each group of target layers' ΣG as soon as the estimate has finished it, and
-                say what of it to keep (LoRA-SB decomposes it there and keeps nothing)
-    initialize  set the adapters before training; methods with ``needs_gradients`` receive the
-                summed gradient ΣG of each target weight (names as in the unadapted model), or
-                only its signs as int8 where ``gradient_form`` is ``sign`` (4× less memory)
-    kept        the names of frozen tensors the initialisation wrote (checkpoints keep them)
-    export      write the trained adapter (PEFT format where the method has one); methods that
-                change W0 save their initial adapter first (``save_initial``) so that the export
-                applies to the original W0
-
-``lora_sb`` and ``lora_xs`` share the B·R·A layer of this package; ``full`` trains every
-weight; ``lora``, ``pissa``, ``dora`` and ``lora_ga`` are PEFT's (:mod:`lorasb.method.peft_methods`).
-"""
+"""LoRA-SB and LoRA-XS: the B·R·A layer of this package (only the r×r core R trains), set from the
+SVD of the estimated first step (LoRA-SB) or of the pretrained weight (LoRA-XS)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from lorasb.method.attach import adapters, attach, unfreeze
-from lorasb.method.cache import Gradients, Tensors
+from lorasb.method.base import Memo, Method, no_memo
+from lorasb.method.cache import Tensors
 from lorasb.method.export import export_peft
-from lorasb.method.initialize import LayerInit, SVDConfig, approximation, same_shape_batches, truncated_svd, write_factors
-
-# memo(name, compute): tensors derived from ΣG, computed once and kept (lorasb.method.cache.GradientCache.memo)
-Memo = Callable[[str, Callable[[], Tensors]], Tensors]
-
-
-def no_memo(name: str, compute: Callable[[], Tensors]) -> Tensors:
-    """No memo: compute every time."""
-    return compute()
-
-
-@dataclass
-class Method:
-    """A fine-tuning method; subclasses set ``name`` and override what differs."""
-
-    rank: int
-    alpha: float | None = None
-    dropout: float = 0.0
-    svd: SVDConfig = field(default_factory=SVDConfig)
-
-    name: ClassVar[str]
-    needs_gradients: ClassVar[bool] = False
-    gradient_form: ClassVar[str] = "sum"  # what initialize reads: ΣG ("sum") or sign(ΣG) as int8 ("sign")
-
-    def attach(self, model: nn.Module, targets: Iterable[str], head: Iterable[str] = ()) -> nn.Module:
-        """The model to train; every parameter frozen except the method's and those of ``head``."""
-        raise NotImplementedError
-
-    def target_weights(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """The frozen weight of every adapted layer, by its name in the unadapted model."""
-        return {}
-
-    def prepare(self, model: nn.Module, group: Tensors, memo: Memo) -> Tensors:
-        """What to keep of a group of target layers' ΣG (or signs) once it is final; the rest is freed
-        at once. ``memo`` keeps what is derived from it. All of it, by default."""
-        return group
-
-    def initialize(self, model: nn.Module, gradients: Gradients | None, lr: float, memo: Memo = no_memo) -> dict[str, LayerInit]:
-        """Set the adapters in place (``lr``: the first optimizer step's); per-layer statistics."""
-        return {}
-
-    def kept(self, model: nn.Module) -> set[str]:
-        """Parameter names of frozen tensors the initialisation writes."""
-        return set()
-
-    def save_initial(self, model: nn.Module, out_dir: Path) -> None:
-        """Keep what :meth:`export` needs of the model as initialised (nothing, unless W0 changes)."""
-
-    def export(self, model: nn.Module, out_dir: Path, head: Iterable[str], base_model: str | None, initial: Path | None = None) -> Path:
-        """Write the trained adapter; ``initial``: the folder :meth:`save_initial` wrote."""
-        raise NotImplementedError
+from lorasb.method.initialize import LayerInit, approximation, same_shape_batches, truncated_svd, write_factors
 
 
 def _train_heads(model: nn.Module, head: Iterable[str]) -> nn.Module:
@@ -95,7 +29,7 @@ class LoraSB(Method):
     The SVD of −sign(ΣG) does not depend on lr₁ (ΔW's singular values are lr₁ times its), so it
     is memoised and reused by every learning rate of a sweep. Only sign(ΣG) is read (int8),
     turned into floats one batch of same-shaped layers at a time (``SVDConfig.batch_bytes``);
-    during a run each group of layers is decomposed as soon as its signs are final (``prepare``),
+    during a run each group of layers is decomposed as soon as its signs are final (``digest_group``),
     so no group's signs outlive its SVDs.
     """
 
@@ -110,7 +44,7 @@ class LoraSB(Method):
     def target_weights(self, model):
         return {name: layer.base.weight for name, layer in adapters(model).items()}
 
-    def prepare(self, model, group, memo):
+    def digest_group(self, model, group, memo):
         """Decompose the group's layers at once (``memo`` keeps the factors); keep none of their signs."""
         self._factors(adapters(model), group, memo, names=list(group))
         return {}
@@ -157,7 +91,7 @@ class LoraSB(Method):
 
         return {name: memo(f"{tag}/{name}", lambda name=name: decompose(name)) for name in names}
 
-    def kept(self, model):
+    def written_frozen(self, model):
         return {f"{name}.{factor}" for name in adapters(model) for factor in ("lora_A", "lora_B")}
 
     def export(self, model, out_dir, head, base_model, initial=None):
@@ -189,36 +123,3 @@ class LoraXS(LoraSB):
         return stats
 
 
-@dataclass
-class Full(Method):
-    """Full fine-tuning: every weight trains (rank, alpha and dropout are not used)."""
-
-    name: ClassVar[str] = "full"
-
-    def attach(self, model, targets, head=()):
-        return model.requires_grad_(True)
-
-    def export(self, model, out_dir, head, base_model, initial=None):
-        """The whole fine-tuned model, in Hugging Face format."""
-        model.save_pretrained(out_dir)
-        return Path(out_dir)
-
-
-def method_classes() -> dict[str, type[Method]]:
-    from lorasb.method.peft_methods import Dora, Lora, LoraGA, Pissa
-
-    return {cls.name: cls for cls in (LoraSB, LoraXS, Lora, Pissa, Dora, LoraGA, Full)}
-
-
-def build_method(name: str, rank: int, options: Mapping | None = None, svd: SVDConfig = SVDConfig()) -> Method:
-    """The method called ``name`` with ``rank`` and its ``options`` (its dataclass fields)."""
-    classes = method_classes()
-    if name not in classes:
-        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(classes)}")
-    cls = classes[name]
-    options = dict(options or {})
-    known = set(cls.__dataclass_fields__) - {"rank", "svd"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"method {name} has no option {', '.join(unknown)}; its options are: {', '.join(sorted(known))}")
-    return cls(rank=rank, svd=svd, **options)
