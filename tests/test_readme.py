@@ -1,60 +1,38 @@
-"""README.md: its Python examples run as written, and CI runs exactly its two commands."""
+"""README.md: a page a newcomer reads in minutes, whose Python example exports what it trained,
+and whose first bash block CI runs exactly. (Every page's blocks and links: tests/test_docs.py.)"""
 
-import os
 import re
-from pathlib import Path
 
-import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-README = (REPO / "README.md").read_text()
-PYTHON_BLOCKS = re.findall(r"^```python\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
+from helpers.markdown_docs import README, REPO, blocks_of, run_python_block
+
+TEXT = README.read_text()
+MAX_LINES = 250
 
 
 def readme_commands() -> list[str]:
     """The commands of the README's first bash block (its comment lines left out)."""
-    block = re.search(r"^```bash\n(.*?)^```", README, re.MULTILINE | re.DOTALL).group(1)
+    block = re.search(r"^```bash\n(.*?)^```", TEXT, re.MULTILINE | re.DOTALL).group(1)
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
+def test_readme_has_at_most_250_lines():
+    lines = len(TEXT.splitlines())
+    assert lines <= MAX_LINES, f"README.md has {lines} lines; reference material goes beside what it describes"
+
+
 def test_readme_has_python_examples():
-    assert PYTHON_BLOCKS
+    assert blocks_of(README, "python")
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory) -> dict[int, dict]:
-    """Each Python block of the README, run once in an empty folder: the names it defined."""
-    cache: dict[int, dict] = {}
-
-    def run(number: int) -> dict:
-        if number not in cache:
-            folder = tmp_path_factory.mktemp(f"readme_block_{number + 1}")
-            cwd = os.getcwd()
-            os.chdir(folder)
-            try:
-                scope = {"__name__": "__readme__"}
-                exec(compile(PYTHON_BLOCKS[number], f"README.md python block {number + 1}", "exec"), scope)
-            finally:
-                os.chdir(cwd)
-            cache[number] = scope | {"folder": folder}
-        return cache[number]
-
-    return run
-
-
-@pytest.mark.parametrize("number", range(len(PYTHON_BLOCKS)))
-def test_python_block_runs_as_written(number, executed):
-    executed(number)
-
-
-def test_the_library_example_exports_the_trained_head(executed):
+def test_the_library_example_exports_the_trained_head(tmp_path_factory):
     """The PEFT adapter holds the cores and the head: loaded on a fresh model (whose new head is
     random) it reproduces the merged model's outputs."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
-    scope = executed(0)
+    scope = run_python_block(README, 0, tmp_path_factory)
     inputs = {key: value for key, value in scope["batch"].items() if key != "labels"}
     base = AutoModelForSequenceClassification.from_pretrained(scope["path"], num_labels=2)
     loaded = PeftModel.from_pretrained(base, scope["folder"] / "adapter").eval()
