@@ -96,8 +96,11 @@ def test_report_of_the_sweep(sweep):
     assert all(r["task"] == "mrpc" and r["metric"] == "val/f1" and r["best"] != "" for r in rows)
     assert [int(r["trainable"]) for r in rows if r["method"] == "lora_sb"] == [24 * 4 + HEAD, 24 * 16 + HEAD]
     table = (root / "sweep" / "report.md").read_text()
-    assert table.startswith("| task | method | rank | lr | metric | best | final | trainable |") and table.count("\n") == 6
-    assert (root / "sweep" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    main = table.split("## Main metric")[1].split("\n## ")[0]
+    assert "| task | method | rank | lr | n | seeds | metric | best |" in main and main.count("\n| mrpc | ") == 4
+    assert "No task has runs of both lora_sb and lora." in table
+    for figure in ("report.png", "report_curves.png"):
+        assert (root / "sweep" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_of_a_folder_without_runs(tmp_path):

@@ -1,0 +1,238 @@
+"""The report of runs that differ in their seed: statistics checked against SciPy, seeds paired,
+one seed without an interval, the mark of an interval that excludes 0, and both figures."""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+from scipy import stats
+
+from lorasb.report import collect, write_report
+from lorasb.report.stats import estimate, t_quantile, t_two_sided_p
+
+REPO = Path(__file__).resolve().parents[1]
+RANKS = {"lora_sb": 24, "lora": 8, "dora": 8}
+TRAINABLE = {"lora_sb": 14_594, "lora": 203_522, "dora": 212_738}
+MAJORITY = 0.6838
+
+
+def fake_run(root: Path, task: str, method: str, seed: int, best: float, final: float | None = None, loss: float = 0.5) -> Path:
+    """A finished run's files as a training run writes them: metrics.json, the Hydra config
+    (with the seed) and the CSV log's validation rows (before training, then two epochs)."""
+    run_dir = root / f"{task}_{method}_seed{seed}"
+    metric = "val/accuracy"
+    summary = {
+        "run": {"task": task, "method": method, "rank": RANKS[method], "lr": 0.001, "monitor": metric},
+        "before": {metric: MAJORITY},
+        "final": {metric: best if final is None else final, "val/loss": loss},
+        "best": {metric: best, "val/loss": loss},
+        "init_seconds": 2.0, "train_seconds": 10.0 + seed, "peak_memory_mb": 1000.0,
+        "parameters": {"trainable": TRAINABLE[method], "total": 22_713_986},
+        "baseline": {"name": "majority class", "scores": {metric: MAJORITY}},
+    }  # fmt: skip
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps(summary))
+    (run_dir / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nrank: {RANKS[method]}\nrun_dir: ${{hydra:runtime.output_dir}}\n")
+    (run_dir / "logs").mkdir()
+    with open(run_dir / "logs" / "metrics.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["epoch", "step", "train/loss", metric, "val/loss"])
+        writer.writerows([[0, 0, "", MAJORITY, 0.7], [0, 1, 0.69, "", ""], [0, 1, "", (MAJORITY + best) / 2, 0.6], [1, 2, "", best, loss]])
+    return run_dir
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path) as file:
+        return list(csv.DictReader(file))
+
+
+def md_rows(text: str, section: str) -> list[list[str]]:
+    """The cells of the rows of the table under the heading ``section`` of report.md."""
+    lines = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0].splitlines()
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("| ")][2:]
+
+
+def report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lorasb.report", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+# --- the t distribution, without SciPy at run time ---
+
+
+def test_hand_worked_interval():
+    """1, 2, 3: mean 2, sd 1, t(0.975, 2 df) = 4.302653, so 2 ± 4.302653/√3 = 2 ± 2.484138."""
+    e = estimate([1.0, 2.0, 3.0])
+    assert (e.n, e.mean, e.sd) == (3, 2.0, 1.0)
+    assert e.low == pytest.approx(-0.484138, abs=1e-6) and e.high == pytest.approx(4.484138, abs=1e-6)
+    assert not e.excludes(0.0) and e.excludes(-0.5) and e.excludes(4.5)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 5, 10, 30, 1000])
+@pytest.mark.parametrize("confidence", [0.8, 0.95, 0.99])
+def test_t_quantile_matches_scipy(df, confidence):
+    assert t_quantile(confidence, df) == pytest.approx(stats.t.ppf((1 + confidence) / 2, df), rel=1e-10)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.3, 1.0, 2.5, 7.0, 40.0])
+@pytest.mark.parametrize("df", [1, 4, 25])
+def test_two_sided_p_matches_scipy(t, df):
+    assert t_two_sided_p(t, df) == pytest.approx(2 * stats.t.sf(t, df), rel=1e-9, abs=1e-300)
+
+
+def test_one_value_has_no_interval_and_none_has_no_estimate():
+    e = estimate([0.8])
+    assert (e.n, e.mean, e.sd, e.has_interval, e.excludes(0.0), e.p_value()) == (1, 0.8, None, False, False, None)
+    assert estimate([]) is None
+
+
+# --- fabricated runs: statistics, pairing, marks, figures ---
+
+
+LORA_SB = {1: 0.80, 2: 0.82, 3: 0.85, 4: 0.79}  # seed 4: lora_sb only
+LORA = {1: 0.78, 2: 0.81, 3: 0.80, 5: 0.83}  # seed 5: lora only
+CLEAR = {"lora_sb": {1: 0.90, 2: 0.92, 3: 0.91}, "lora": {1: 0.87, 2: 0.90, 3: 0.885}}  # lora_sb ahead in every seed
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for method, scores in (("lora_sb", LORA_SB), ("lora", LORA)):
+        for seed, best in scores.items():
+            fake_run(root, "mrpc", method, seed, best, final=best - 0.01, loss=1 - best)
+    for method, scores in CLEAR.items():
+        for seed, best in scores.items():
+            fake_run(root, "sst2", method, seed, best)
+    fake_run(root, "sst2", "dora", 1, 0.95)  # one seed only
+    write_report(root)
+    return root
+
+
+def setting(root: Path, task: str, method: str) -> dict:
+    (found,) = [r for r in csv_rows(root / "report.csv") if (r["task"], r["method"]) == (task, method)]
+    return found
+
+
+def test_settings_are_grouped_by_seed_and_match_scipy(runs):
+    row = setting(runs, "mrpc", "lora_sb")
+    values = list(LORA_SB.values())
+    mean, sd = sum(values) / 4, stats.tstd(values)
+    low, high = stats.t.interval(0.95, 3, loc=mean, scale=stats.sem(values))
+    assert (row["n"], row["seeds"], row["rank"], row["metric"]) == ("4", "1 2 3 4", "24", "val/accuracy")
+    for column, expected in {"best": mean, "best_sd": sd, "best_low": low, "best_high": high, "final": mean - 0.01}.items():
+        assert float(row[column]) == pytest.approx(expected, rel=1e-9), column
+    # every other metric at its best, the same way
+    losses = [1 - v for v in values]
+    assert float(row["best val/loss_high"]) == pytest.approx(stats.t.interval(0.95, 3, loc=sum(losses) / 4, scale=stats.sem(losses))[1])
+    assert (row["trainable"], float(row["train_seconds"])) == ("14594", 12.5)  # means
+    text = (runs / "report.md").read_text()
+    (md,) = [r for r in md_rows(text, "Main metric") if r[:2] == ["mrpc", "lora_sb"]]
+    assert md[4:9] == ["4", "1 2 3 4", "val/accuracy", f"{mean:.4f} ± {sd:.4f}", f"[{low:.4f}, {high:.4f}]"]
+    assert [len(rows) for rows in (md_rows(text, "Main metric"), md_rows(text, "Every metric"))] == [5, 5]
+
+
+def test_seeds_are_paired_and_the_unpaired_counted(runs):
+    (pair,) = [r for r in csv_rows(runs / "report_pairs.csv") if r["task"] == "mrpc"]
+    paired = [1, 2, 3]
+    a, b = [LORA_SB[s] for s in paired], [LORA[s] for s in paired]
+    differences = [x - y for x, y in zip(a, b)]
+    low, high = stats.t.interval(0.95, 2, loc=sum(differences) / 3, scale=stats.sem(differences))
+    assert (pair["pairs"], pair["seeds"], pair["compare_rank"], pair["against_rank"]) == ("3", "1 2 3", "24", "8")
+    assert pair["left_out"] == "seed 4 (lora_sb only); seed 5 (lora only)"
+    assert float(pair["difference"]) == pytest.approx(sum(differences) / 3)
+    assert (float(pair["difference_low"]), float(pair["difference_high"])) == pytest.approx((low, high))
+    assert float(pair["p"]) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-9)
+    (md,) = [r for r in md_rows((runs / "report.md").read_text(), "lora_sb − lora") if r[0] == "mrpc"]
+    assert md[2:6] == ["r=24, lr 0.001", "r=8, lr 0.001", "3 (seeds 1 2 3)", "seed 4 (lora_sb only), seed 5 (lora only)"]
+
+
+def test_the_mark_appears_exactly_where_the_interval_excludes_0(runs):
+    pairs = {r["task"]: r for r in csv_rows(runs / "report_pairs.csv")}
+    for task, pair in pairs.items():
+        low, high = float(pair["difference_low"]), float(pair["difference_high"])
+        assert pair["excludes_zero"] == str(low > 0 or high < 0)
+    assert (pairs["sst2"]["excludes_zero"], pairs["mrpc"]["excludes_zero"]) == ("True", "False")
+    marks = {r[0]: r[-1] for r in md_rows((runs / "report.md").read_text(), "lora_sb − lora")}
+    assert marks == {"mrpc": "", "sst2": "✓"}
+
+
+def test_one_seed_says_it_has_no_interval(runs):
+    row = setting(runs, "sst2", "dora")
+    assert (row["n"], row["best"], row["best_sd"], row["best_low"]) == ("1", "0.95", "", "")
+    (md,) = [r for r in md_rows((runs / "report.md").read_text(), "Main metric") if r[1] == "dora"]
+    assert md[7:9] == ["0.9500", "n=1: no interval"]
+
+
+def test_both_figures_are_drawn(runs):
+    for name in ("report.png", "report_curves.png"):
+        path = runs / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
+        pixels = matplotlib.image.imread(path)
+        assert pixels.shape[0] > 300 and pixels.std() > 0.05  # drawn on, not a blank canvas
+
+
+def test_a_pair_of_one_seed_has_no_interval_and_no_mark(tmp_path):
+    fake_run(tmp_path, "rte", "lora_sb", 7, 0.70)
+    fake_run(tmp_path, "rte", "lora", 7, 0.50)
+    fake_run(tmp_path, "rte", "lora", 8, 0.50)
+    write_report(tmp_path)
+    (md,) = md_rows((tmp_path / "report.md").read_text(), "lora_sb − lora")
+    assert md[4:] == ["1 (seeds 7)", "seed 8 (lora only)", "+0.2000", "n=1: no interval", "", ""]
+
+
+def test_cli_options_choose_the_methods_and_take_several_folders(tmp_path):
+    for seed, (mine, theirs) in enumerate([(0.9, 0.8), (0.91, 0.8), (0.9, 0.82)], start=1):
+        fake_run(tmp_path / "a", "sst2", "dora", seed, mine)
+        fake_run(tmp_path / "b", "sst2", "lora", seed, theirs)
+    assert report(str(tmp_path / "a"), str(tmp_path / "b")).returncode == 2  # where to: --out
+    result = report(str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--compare", "dora", "--against", "lora")
+    assert result.returncode == 0, result.stderr
+    assert "## dora − lora, paired by seed" in result.stdout
+    (md,) = md_rows((tmp_path / "out" / "report.md").read_text(), "dora − lora")
+    assert md[4] == "3 (seeds 1 2 3)" and md[-1] == "✓"
+    runs = csv_rows(tmp_path / "out" / "report_runs.csv")
+    assert sorted((r["method"], r["seed"]) for r in runs)[:2] == [("dora", "1"), ("dora", "2")]
+    assert all(not os.path.isabs(r["run_dir"]) and (tmp_path / "out" / r["run_dir"]).is_dir() for r in runs)
+
+
+def test_the_missing_reference_is_noted(tmp_path):
+    fake_run(tmp_path, "sst2", "lora_sb", 1, 0.8)
+    write_report(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "No task has runs of both lora_sb and lora." in text and "- sst2: no lora runs, so no paired comparison." in text
+    assert csv_rows(tmp_path / "report_pairs.csv") == []
+
+
+# --- real runs through the command lines ---
+
+
+@pytest.mark.slow
+def test_report_of_real_runs(tmp_path):
+    """LoRA-SB at seeds 1 and 2, LoRA at seed 1, on the packaged SST-2 sample: 2 optimizer steps each."""
+    env = {k: v for k, v in os.environ.items() if k != "LORASB_DATA_DIR"} | {"HYDRA_FULL_ERROR": "1"}
+    common = [
+        "experiment=quickstart", "data.train_limit=16", "data.batch_size=16", "data.val_limit=32", "data.max_length=32",
+        "init.num_samples=8", "init.batch_size=8", "trainer.max_epochs=2", "export_adapter=false",
+        "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false", f"gradient_cache.dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    for method, seeds in (("lora_sb", "1,2"), ("lora", "1")):
+        command = [sys.executable, "-m", "lorasb.train", "-m", *common, f"method={method}", f"seed={seeds}", f"hydra.sweep.dir={tmp_path / method}"]
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+        assert result.returncode == 0, result.stderr[-3000:]
+    result = report(str(tmp_path / "lora_sb"), str(tmp_path / "lora"), "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr
+    assert [(r["method"], r["seed"]) for r in collect([tmp_path / "lora_sb", tmp_path / "lora"])] == [("lora", 1), ("lora_sb", 1), ("lora_sb", 2)]
+    settings = {r["method"]: r for r in csv_rows(tmp_path / "report" / "report.csv")}
+    assert (settings["lora_sb"]["n"], settings["lora_sb"]["seeds"], settings["lora"]["n"]) == ("2", "1 2", "1")
+    scores = [r["best"] for r in collect(tmp_path / "lora_sb")]
+    assert float(settings["lora_sb"]["best"]) == pytest.approx(sum(scores) / 2)
+    assert math.isclose(float(settings["lora_sb"]["best_high"]) - float(settings["lora_sb"]["best"]), stats.t.ppf(0.975, 1) * stats.sem(scores))
+    (pair,) = csv_rows(tmp_path / "report" / "report_pairs.csv")
+    assert (pair["pairs"], pair["left_out"], pair["difference_low"]) == ("1", "seed 2 (lora_sb only)", "")
+    assert "n=1: no interval" in (tmp_path / "report" / "report.md").read_text()
+    assert (tmp_path / "report" / "report_curves.png").stat().st_size > 20_000
