@@ -31,6 +31,23 @@ def _baseline(axis, groups: list[Group]) -> None:
         axis.axhline(found[1], color="grey", linestyle="--", linewidth=1, label=found[0])
 
 
+def _short_count(value: float, _position=None) -> str:
+    """``20k``, ``2M``: tick labels that fit beside each other."""
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+def _count_ticks(xaxis) -> None:
+    """A log axis labelled at 1, 2 and 5 of each decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    xaxis.set_major_formatter(FuncFormatter(_short_count))
+    xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    xaxis.set_minor_formatter(FuncFormatter(_short_count))
+
+
 def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> None:
     """The main metric at its best, mean and interval (none for one run), against the mean trainable
     parameters (log x): a panel per task, a series per method (and lr, where a method ran at several)."""
@@ -52,8 +69,11 @@ def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> Non
             above = [e.high - e.mean if e.has_interval else math.nan for _, e in points]
             label = method + (f" (lr {lr})" if lr else "")
             axis.errorbar(x, y, yerr=[below, above], marker="o", capsize=4, color=colors[method], label=label)
+            for (trainable, e), height in zip(points, y):  # n beside each point: n=1 has no bar
+                axis.annotate(f"n={e.n}", (trainable, height), textcoords="offset points", xytext=(6, -3), fontsize="small")
         _baseline(axis, chosen)
         axis.set_xscale("log")
+        _count_ticks(axis.xaxis)
         axis.set_xlabel("trainable parameters (log scale)")
         axis.set_ylabel(f"{chosen[0].metric if chosen else 'main metric'} (best; mean, {confidence:.0%} CI)")
         axis.set_title(task)
@@ -99,6 +119,7 @@ def plot_curves(groups: list[Group], curves: dict[str, list[tuple[int, float]]],
             _baseline(axis, chosen)
             axis.set_title(f"{task} · {method}")
             axis.set_xlabel("optimizer step")
+            axis.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
             axis.set_ylabel(str(chosen[0].metric))
             axis.grid(True, alpha=0.3)
             axis.legend(fontsize="small")
