@@ -185,6 +185,23 @@ def test_a_pair_of_one_seed_has_no_interval_and_no_mark(tmp_path):
     assert md[4:] == ["1 (seeds 7)", "seed 8 (lora only)", "+0.2000", "n=1: no interval", "", ""]
 
 
+def test_a_repeated_seed_is_averaged_and_a_run_without_a_seed_left_out(tmp_path):
+    fake_run(tmp_path / "a", "rte", "lora_sb", 1, 0.70)
+    fake_run(tmp_path / "b", "rte", "lora_sb", 1, 0.74)  # seed 1 again, in another sweep
+    fake_run(tmp_path, "rte", "lora_sb", 2, 0.80)
+    for seed in (1, 2):
+        fake_run(tmp_path, "rte", "lora", seed, 0.60)
+    unseeded = fake_run(tmp_path, "rte", "lora", 3, 0.90)
+    (unseeded / ".hydra" / "config.yaml").unlink()  # e.g. a run composed in a notebook, without the CSV logger
+    write_report(tmp_path)
+    (pair,) = csv_rows(tmp_path / "report_pairs.csv")
+    assert (pair["seeds"], pair["left_out"]) == ("1 2", "1 lora run without a seed")
+    assert float(pair["difference"]) == pytest.approx(((0.70 + 0.74) / 2 - 0.60 + 0.80 - 0.60) / 2)  # seed 1: its two runs' mean
+    assert setting(tmp_path, "rte", "lora")["n"] == "3"  # the unseeded run counts in its setting
+    text = (tmp_path / "report.md").read_text()
+    assert "- rte lora_sb r=24: seed 1 ran more than once" in text and "- 1 run(s) kept no config with a seed" in text
+
+
 def test_cli_options_choose_the_methods_and_take_several_folders(tmp_path):
     for seed, (mine, theirs) in enumerate([(0.9, 0.8), (0.91, 0.8), (0.9, 0.82)], start=1):
         fake_run(tmp_path / "a", "sst2", "dora", seed, mine)

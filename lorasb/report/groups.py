@@ -81,7 +81,6 @@ class Pairing:
     compare: Group
     against: Group
     seeds: list[int]
-    differences: list[float]
     left_out: list[str]  # e.g. "seed 3 (lora only)", "1 lora run without a seed"
     estimate: Estimate | None
 
@@ -97,7 +96,7 @@ def paired(compare: Group, against: Group, confidence: float = 0.95) -> Pairing:
         unseeded = sum(1 for r in group.runs if r["seed"] is None)
         if unseeded:
             left_out.append(f"{unseeded} {group.method} run{'s' if unseeded > 1 else ''} without a seed")
-    return Pairing(compare, against, seeds, differences, left_out, estimate(differences, confidence))
+    return Pairing(compare, against, seeds, left_out, estimate(differences, confidence))
 
 
 def pairings(groups: list[Group], compare: str, against: str, confidence: float = 0.95) -> list[Pairing]:
