@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from lorasb.report import collect, write_report
+from lorasb.report.runs import validation_curve
 from lorasb.report.stats import estimate, t_quantile, t_two_sided_p
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,9 +208,14 @@ def test_cli_options_choose_the_methods_and_take_several_folders(tmp_path):
         fake_run(tmp_path / "a", "sst2", "dora", seed, mine)
         fake_run(tmp_path / "b", "sst2", "lora", seed, theirs)
     assert report(str(tmp_path / "a"), str(tmp_path / "b")).returncode == 2  # where to: --out
-    result = report(str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out"), "--compare", "dora", "--against", "lora")
+    out = ["--out", str(tmp_path / "out")]
+    result = report(str(tmp_path / "a"), str(tmp_path / "b"), *out, "--compare", "dora", "--against", "lora", "--confidence", "0.9")
     assert result.returncode == 0, result.stderr
-    assert "## dora − lora, paired by seed" in result.stdout
+    assert "## dora − lora, paired by seed" in result.stdout and "| 90% CI |" in result.stdout
+    (pair,) = csv_rows(tmp_path / "out" / "report_pairs.csv")
+    differences = [0.1, 0.11, 0.08]
+    low, _ = stats.t.interval(0.9, 2, loc=sum(differences) / 3, scale=stats.sem(differences))
+    assert float(pair["difference_low"]) == pytest.approx(low)
     (md,) = md_rows((tmp_path / "out" / "report.md").read_text(), "dora − lora")
     assert md[4] == "3 (seeds 1 2 3)" and md[-1] == "✓"
     runs = csv_rows(tmp_path / "out" / "report_runs.csv")
@@ -230,26 +236,30 @@ def test_the_missing_reference_is_noted(tmp_path):
 
 @pytest.mark.slow
 def test_report_of_real_runs(tmp_path):
-    """LoRA-SB at seeds 1 and 2, LoRA at seed 1, on the packaged SST-2 sample: 2 optimizer steps each."""
+    """LoRA-SB and LoRA at seeds 1 and 2 on the packaged SST-2 sample (two epochs of one step),
+    one multirun, and its report through the command line."""
     env = {k: v for k, v in os.environ.items() if k != "LORASB_DATA_DIR"} | {"HYDRA_FULL_ERROR": "1"}
-    common = [
-        "experiment=quickstart", "data.train_limit=16", "data.batch_size=16", "data.val_limit=32", "data.max_length=32",
-        "init.num_samples=8", "init.batch_size=8", "trainer.max_epochs=2", "export_adapter=false",
-        "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false", f"gradient_cache.dir={tmp_path / 'cache'}",
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable, "-m", "lorasb.train", "-m", "experiment=quickstart", "method=lora_sb,lora", "seed=1,2",
+        "data.train_limit=16", "data.batch_size=16", "data.val_limit=32", "data.max_length=32", "init.num_samples=8",
+        "init.batch_size=8", "trainer.max_epochs=2", "export_adapter=false", "++trainer.enable_progress_bar=false",
+        "++trainer.enable_model_summary=false", f"gradient_cache.dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
-    for method, seeds in (("lora_sb", "1,2"), ("lora", "1")):
-        command = [sys.executable, "-m", "lorasb.train", "-m", *common, f"method={method}", f"seed={seeds}", f"hydra.sweep.dir={tmp_path / method}"]
-        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
-        assert result.returncode == 0, result.stderr[-3000:]
-    result = report(str(tmp_path / "lora_sb"), str(tmp_path / "lora"), "--out", str(tmp_path / "report"))
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=3000)
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = report(str(sweep))
     assert result.returncode == 0, result.stderr
-    assert [(r["method"], r["seed"]) for r in collect([tmp_path / "lora_sb", tmp_path / "lora"])] == [("lora", 1), ("lora_sb", 1), ("lora_sb", 2)]
-    settings = {r["method"]: r for r in csv_rows(tmp_path / "report" / "report.csv")}
-    assert (settings["lora_sb"]["n"], settings["lora_sb"]["seeds"], settings["lora"]["n"]) == ("2", "1 2", "1")
-    scores = [r["best"] for r in collect(tmp_path / "lora_sb")]
-    assert float(settings["lora_sb"]["best"]) == pytest.approx(sum(scores) / 2)
-    assert math.isclose(float(settings["lora_sb"]["best_high"]) - float(settings["lora_sb"]["best"]), stats.t.ppf(0.975, 1) * stats.sem(scores))
-    (pair,) = csv_rows(tmp_path / "report" / "report_pairs.csv")
-    assert (pair["pairs"], pair["left_out"], pair["difference_low"]) == ("1", "seed 2 (lora_sb only)", "")
-    assert "n=1: no interval" in (tmp_path / "report" / "report.md").read_text()
-    assert (tmp_path / "report" / "report_curves.png").stat().st_size > 20_000
+    runs = collect(sweep)  # each seed read back from the run's config
+    assert [(r["method"], r["seed"]) for r in runs] == [("lora", 1), ("lora", 2), ("lora_sb", 1), ("lora_sb", 2)]
+    settings = {r["method"]: r for r in csv_rows(sweep / "report.csv")}
+    scores = {method: [r["best"] for r in runs if r["method"] == method] for method in ("lora_sb", "lora")}
+    half_width = stats.t.ppf(0.975, 1) * stats.tstd(scores["lora_sb"]) / math.sqrt(2)
+    assert (settings["lora_sb"]["n"], settings["lora_sb"]["seeds"]) == ("2", "1 2")
+    assert float(settings["lora_sb"]["best_high"]) == pytest.approx(sum(scores["lora_sb"]) / 2 + half_width)
+    (pair,) = csv_rows(sweep / "report_pairs.csv")
+    differences = [a - b for a, b in zip(scores["lora_sb"], scores["lora"])]
+    assert (pair["pairs"], pair["seeds"], pair["left_out"]) == ("2", "1 2", "")
+    assert float(pair["difference_low"]) == pytest.approx(sum(differences) / 2 - stats.t.ppf(0.975, 1) * stats.tstd(differences) / math.sqrt(2))
+    assert all(len(validation_curve(r["run_dir"], "val/accuracy")) == 3 for r in runs)  # before training, then 2 epochs
+    assert (sweep / "report_curves.png").stat().st_size > 20_000 and (sweep / "report.png").stat().st_size > 20_000

@@ -75,7 +75,7 @@ def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> Non
         axis.set_xscale("log")
         _count_ticks(axis.xaxis)
         axis.set_xlabel("trainable parameters (log scale)")
-        axis.set_ylabel(f"{chosen[0].metric if chosen else 'main metric'} (best; mean, {confidence:.0%} CI)")
+        axis.set_ylabel(f"{chosen[0].metric if chosen else 'main metric'} (best; mean, {confidence * 100:g}% CI)")
         axis.set_title(task)
         axis.grid(True, alpha=0.3)
         axis.legend()

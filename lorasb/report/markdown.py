@@ -43,7 +43,7 @@ def setting(g: Group) -> list[str]:
 
 
 def main_table(groups: list[Group], confidence: float) -> str:
-    level = f"{confidence:.0%}"
+    level = f"{confidence * 100:g}%"
     header = ["task", "method", "rank", "lr", "n", "seeds", "metric", "best", f"best {level} CI", "final",
               f"final {level} CI", "trainable", "init s", "train s", "peak MB"]  # fmt: skip
     rows = []
@@ -72,7 +72,7 @@ def arm(g: Group) -> str:
 
 
 def pairs_table(pairings: list[Pairing], compare: str, against: str, confidence: float) -> str:
-    header = ["task", "metric", compare, against, "pairs", "left out", "mean difference", f"{confidence:.0%} CI", "p",
+    header = ["task", "metric", compare, against, "pairs", "left out", "mean difference", f"{confidence * 100:g}% CI", "p",
               "excludes 0"]  # fmt: skip
     rows = []
     for p in pairings:
@@ -113,7 +113,7 @@ def notes(groups: list[Group], compare: str, against: str, unlogged: int) -> lis
 def markdown(
     groups: list[Group], pairings: list[Pairing], compare: str, against: str, confidence: float = 0.95, unlogged: int = 0
 ) -> str:
-    level = f"{confidence:.0%}"
+    level = f"{confidence * 100:g}%"
     runs = sum(len(g.runs) for g in groups)
     parts = [
         "# Report\n",
