@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -254,12 +255,12 @@ def test_report_of_real_runs(tmp_path):
     assert [(r["method"], r["seed"]) for r in runs] == [("lora", 1), ("lora", 2), ("lora_sb", 1), ("lora_sb", 2)]
     settings = {r["method"]: r for r in csv_rows(sweep / "report.csv")}
     scores = {method: [r["best"] for r in runs if r["method"] == method] for method in ("lora_sb", "lora")}
-    half_width = stats.t.ppf(0.975, 1) * stats.tstd(scores["lora_sb"]) / math.sqrt(2)
+    half_width = stats.t.ppf(0.975, 1) * statistics.stdev(scores["lora_sb"]) / math.sqrt(2)
     assert (settings["lora_sb"]["n"], settings["lora_sb"]["seeds"]) == ("2", "1 2")
     assert float(settings["lora_sb"]["best_high"]) == pytest.approx(sum(scores["lora_sb"]) / 2 + half_width)
     (pair,) = csv_rows(sweep / "report_pairs.csv")
     differences = [a - b for a, b in zip(scores["lora_sb"], scores["lora"])]
     assert (pair["pairs"], pair["seeds"], pair["left_out"]) == ("2", "1 2", "")
-    assert float(pair["difference_low"]) == pytest.approx(sum(differences) / 2 - stats.t.ppf(0.975, 1) * stats.tstd(differences) / math.sqrt(2))
+    assert float(pair["difference_low"]) == pytest.approx(sum(differences) / 2 - stats.t.ppf(0.975, 1) * statistics.stdev(differences) / math.sqrt(2))
     assert all(len(validation_curve(r["run_dir"], "val/accuracy")) == 3 for r in runs)  # before training, then 2 epochs
     assert (sweep / "report_curves.png").stat().st_size > 20_000 and (sweep / "report.png").stat().st_size > 20_000
