@@ -33,6 +33,7 @@ def test_the_data_dir_comes_from_lorasb_data_dir(task, compose, monkeypatch, tmp
     assert compose(f"task={task}", model).data.dir is None  # unset: the Hub
 
 
+@pytest.mark.slow  # trains all-MiniLM-L6-v2 for a step
 def test_a_run_reads_its_data_from_lorasb_data_dir(composer, tmp_path, glue_fixtures, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("LORASB_DATA_DIR", str(glue_fixtures))
@@ -91,6 +92,7 @@ def help_of(module: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # a subprocess
 def test_export_help_lists_its_options():
     text = help_of("lorasb.export")
     assert text.startswith("usage: python -m lorasb.export [-h] [--out OUT] [--merged]")
@@ -99,10 +101,12 @@ def test_export_help_lists_its_options():
     assert "Export a trained run" in text
 
 
+@pytest.mark.slow  # a subprocess
 def test_report_help_says_what_it_reads():
     assert help_of("lorasb.report") == "usage: python -m lorasb.report <multirun or runs folder>\n"
 
 
+@pytest.mark.slow  # a subprocess
 def test_bench_help_lists_its_options():
     text = help_of("lorasb.bench")
     assert text.startswith("usage: python -m lorasb.bench [-h]")

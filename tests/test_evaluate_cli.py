@@ -25,6 +25,7 @@ def last_line(result: subprocess.CompletedProcess) -> str:
 # --- refusals -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a subprocess
 def test_a_checkpoint_and_an_adapter_together_are_refused(tmp_path):
     (tmp_path / "adapter").mkdir()  # both exist, so only their combination is wrong
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
@@ -36,6 +37,7 @@ def test_a_checkpoint_and_an_adapter_together_are_refused(tmp_path):
     assert not (tmp_path / "eval" / "eval.json").exists()
 
 
+@pytest.mark.slow  # a subprocess
 def test_an_adapter_folder_without_its_config_is_refused_by_name(tmp_path):
     adapter = tmp_path / "adapter"
     adapter.mkdir()

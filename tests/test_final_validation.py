@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import Timer
 
 from lorasb.train import run
 
+pytestmark = pytest.mark.slow  # each test trains all-MiniLM-L6-v2 for a few steps
 MONITOR = "val/accuracy"
 # RTE's fixture: 4 training rows, one per batch, so an epoch is 4 optimizer steps (method=lora: no
 # gradient estimate to wait for; the final validation is the same for every method)
@@ -79,6 +80,19 @@ def test_a_validation_interval_leaving_a_tail_ends_validated(composer, tmp_path,
     summary = run(cfg)
     check_ends_validated(tmp_path, summary, 4, caplog)
     assert [v["step"] for v in logged_validations(tmp_path)] == [0, 2, 3]
+
+
+def test_a_finished_run_resumed_trains_and_validates_nothing_more(composer, tmp_path, glue_fixtures, caplog):
+    """last.ckpt is written at the epoch's end, after the final validation, so the finished run it
+    resumes already holds its final figures."""
+    caplog.set_level(logging.INFO)
+    overrides = [*TINY, f"data.dir={glue_fixtures}", "trainer.max_epochs=3", "trainer.max_steps=2"]
+    first = run(composer(overrides, tmp_path))
+    validations = logged_validations(tmp_path)
+    again = run(composer(overrides, tmp_path))  # the same run directory: resumes from checkpoints/last.ckpt
+    assert again["steps"] == 2 and again["final"] == first["final"] and again["best"] == first["best"]
+    assert logged_validations(tmp_path) == validations
+    check_ends_validated(tmp_path, again, 2, caplog)
 
 
 class StepClock:

@@ -78,6 +78,7 @@ def test_sharding_runs_a_method_set_up_before_it(method, strategy):
     assert module._refuse_sharding_strategy() is None
 
 
+@pytest.mark.slow  # a subprocess
 def test_export_refuses_a_checkpoint_holding_python_objects(tmp_path):
     path, marker = crafted_checkpoint(tmp_path)
     result = subprocess.run(
