@@ -38,14 +38,15 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     config's);
     neither: the base model itself.
     """
+    if cfg.checkpoint and cfg.adapter:
+        raise ConfigError("give checkpoint=<file> or adapter=<folder>, not both")
+
     from peft import PeftModel
 
     from lorasb.lightning.causal_lm import CausalLMModule
     from lorasb.method.attach import merged_where_exact
     from lorasb.models import load_causal_lm
 
-    if cfg.checkpoint and cfg.adapter:
-        raise ValueError("give checkpoint=<file> or adapter=<folder>, not both")
     if cfg.checkpoint:
         with refusing_unsafe(cfg.checkpoint):
             module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
@@ -63,7 +64,7 @@ def adapter_base(adapter: str) -> str | None:
     folder); None otherwise (the ``model`` config's is used)."""
     config_path = Path(adapter) / "adapter_config.json"
     if not config_path.is_file():
-        raise FileNotFoundError(f"adapter={adapter} is not a PEFT adapter folder (no adapter_config.json)")
+        raise ConfigError(f"adapter={adapter} is not a PEFT adapter folder (no adapter_config.json)")
     recorded = json.loads(config_path.read_text()).get("base_model_name_or_path")
     if recorded and (Path(recorded).is_dir() or not Path(recorded).is_absolute()):
         log.info("base model: %s, as the adapter records", recorded)

@@ -330,7 +330,8 @@ class FineTuningModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             params, lr=peak_lr, weight_decay=optim.get("weight_decay", 0.0), betas=tuple(optim.get("betas", (0.9, 0.999)))
         )
-        factor = lr_factor(optim.get("scheduler", "linear"), self.trainer.estimated_stepping_batches, optim.get("warmup_ratio", 0.0))
+        total_steps = max(1, self.trainer.estimated_stepping_batches)  # 0 (trainer.max_steps=0): nothing trains, no step reads it
+        factor = lr_factor(optim.get("scheduler", "linear"), total_steps, optim.get("warmup_ratio", 0.0))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         # named for LearningRateMonitor, which logs it as train/lr
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
