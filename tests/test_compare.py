@@ -100,6 +100,7 @@ def test_report_of_the_sweep(sweep):
     assert (root / "sweep" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_of_a_folder_without_runs(tmp_path):
     result = python("-m", "lorasb.report", str(tmp_path))
     assert result.returncode == 1 and result.stdout == ""

@@ -17,6 +17,8 @@ from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run
 
+pytestmark = pytest.mark.slow  # all-MiniLM-L6-v2 runs through lorasb.train
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix() for p in (CONF / "experiment").rglob("*.yaml"))
 GLUE_EXPERIMENTS = ["paper/glue", "quickstart"]  # causal LMs: tests/test_instruction_training.py; comparisons: test_compare.py
@@ -219,13 +221,17 @@ def test_exported_adapter_matches_the_trained_module_in_peft(short_run, minilm_d
 
 
 @pytest.fixture(scope="module")
-def resumed_run(short_run, composer, shared_data):
-    """``short_run`` continued in the same run dir with max_epochs=2 (resume=true finds last.ckpt).
+def resumed_run(short_run, composer, shared_data, tmp_path_factory):
+    """A copy of ``short_run``'s run dir continued with max_epochs=2 (resume=true finds last.ckpt).
+
+    The copy keeps ``short_run``'s own folder as it was, whichever test runs first.
 
     ``lorasb.lightning.module.GradientCache`` (where every initialisation gets its gradients) is
     replaced by a function that records its calls and raises, so a re-initialisation shows. Returns what the first run left and the second made.
     """
-    run_dir, first_summary, first = short_run
+    first_dir, first_summary, first = short_run
+    run_dir = tmp_path_factory.mktemp("resumed_run")
+    shutil.copytree(first_dir, run_dir, dirs_exist_ok=True)
     before = {
         "init_stats": (run_dir / "init_stats.json").read_text(),
         "csv_steps": logged_steps(run_dir),
@@ -240,7 +246,7 @@ def resumed_run(short_run, composer, shared_data):
         patch.setattr(lorasb.lightning.module, "GradientCache", no_estimate)
         summary = run(composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=2"], run_dir))
     second = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    return {"run_dir": run_dir, "first": first, "first_summary": first_summary, "second": second,
+    return {"run_dir": run_dir, "first_dir": first_dir, "first": first, "first_summary": first_summary, "second": second,
             "summary": summary, "estimate_calls": calls, **before}
 
 
@@ -326,6 +332,9 @@ def test_resume_continues_without_reinitialising(resumed_run):
     assert summary["epochs"] == 2
     assert summary["before"] == resumed_run["first_summary"]["before"]  # the pre-training figure survives
     assert json.loads((resumed_run["run_dir"] / "metrics.json").read_text()) == json.loads(json.dumps(summary))
+    # the first run's folder is left as it was for the tests that read it
+    assert load_checkpoint(resumed_run["first_dir"] / "checkpoints" / "last.ckpt")["global_step"] == 4
+    assert json.loads((resumed_run["first_dir"] / "metrics.json").read_text()) == json.loads(json.dumps(resumed_run["first_summary"]))
 
 
 def test_resume_keeps_the_first_runs_csv_log(resumed_run):
