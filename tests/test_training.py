@@ -410,11 +410,17 @@ def test_unknown_first_step_lr_is_refused(composer, tmp_path, glue_fixtures):
 
 
 @pytest.mark.slow
-def test_minilm_learns_mrpc(composer, tmp_path, shared_data, minilm_dir):
+def test_minilm_on_mrpc_reaches_the_majority_class_and_its_loss_falls(composer, tmp_path, shared_data, minilm_dir):
     """800 MRPC pairs, 2 epochs of LoRA-SB at rank 16 (about a minute on 2 cores).
 
-    The untrained model (random head) is compared with the best epoch: F1 must rise by a clear
-    margin and the validation loss must fall.
+    This slice does not show that the model learns MRPC, and the test does not claim it: a
+    model that says "paraphrase" for every pair scores the majority class's F1 (0.813 on these
+    200 validation pairs, 68.5% of them positive), and that is where the run ends (measured:
+    F1 0.436 and accuracy 0.380 before, 0.813 and 0.685 after the first epoch; the README's
+    results table finds the same with 2,000 pairs). What it does assert: the best F1 reaches
+    the majority class's, recorded in metrics.json, from well below it; the validation loss
+    falls. That the model learns is asserted on SST-2, against the same baseline with a stated
+    margin: tests/test_run_output.py::test_quickstart_command_learns_well_above_the_majority_class.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -446,7 +452,10 @@ def test_minilm_learns_mrpc(composer, tmp_path, shared_data, minilm_dir):
           f"(accuracy {written['before']['val/accuracy']:.4f} → {written['best']['val/accuracy']:.4f}, "
           f"loss {written['before']['val/loss']:.4f} → {written['best']['val/loss']:.4f}); "
           f"init {written['init_seconds']:.1f}s, train {written['train_seconds']:.1f}s")
-    assert best > before + 0.1
+    majority = written["baseline"]["scores"]["val/f1"]
+    assert written["baseline"]["name"] == "majority class" and 0.8 < majority < 0.83
+    assert before < majority - 0.1  # the untrained head, prior-biased, starts well below a constant answer
+    assert best >= majority - 1e-6
     assert written["best"]["val/loss"] < written["before"]["val/loss"]
     assert written["epochs"] == 2
     assert written["best"]["val/f1_best"] == pytest.approx(best)
