@@ -123,6 +123,7 @@ def test_constant_prediction_scores():
 # --- train.log ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_what_a_run_says_goes_to_its_log_file(tmp_path, glue_fixtures):
     run_dir = tmp_path / "run"
     env = {key: value for key, value in os.environ.items() if key != "LORASB_DATA_DIR"}
