@@ -22,6 +22,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+SLOW_TIMEOUT = 1800  # seconds; every other test has pyproject.toml's `timeout`
+
+
+def pytest_collection_modifyitems(items):
+    """A test marked slow may take ``SLOW_TIMEOUT`` seconds (pytest-timeout) unless it names its own limit."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+
+
 # --- Hydra configs and training runs (tests/test_config.py, test_training.py, test_schedule.py) ---
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,6 +10,8 @@ from lorasb.data import encode_examples
 from lorasb.data.instruction import IGNORE_INDEX, InstructionDataModule
 from lorasb.data.prompts import alpaca_prompt
 
+pytestmark = pytest.mark.slow  # SmolLM2-135M forward and backward passes
+
 RANK = 4
 PAIRS = [
     (alpaca_prompt("What is 2 + 3?"), "2 + 3 = 5.\nThe answer is: 5"),

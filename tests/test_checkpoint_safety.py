@@ -28,6 +28,7 @@ def crafted(tmp_path):
     return path, marker
 
 
+@pytest.mark.slow
 def test_training_refuses_to_resume_from_it(crafted, composer, tmp_path, shared_data):
     path, marker = crafted
     overrides = ["model=minilm", "task=glue/mrpc", f"data.dir={shared_data}", "data.train_limit=16", "data.val_limit=8", "init.num_samples=4",
@@ -37,6 +38,7 @@ def test_training_refuses_to_resume_from_it(crafted, composer, tmp_path, shared_
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_evaluation_refuses_to_load_it(crafted, tmp_path):
     path, marker = crafted
     result = subprocess.run(

@@ -157,6 +157,7 @@ def test_rank_override(compose):
     assert cfg.module.rank == 8
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_through_the_submitit_launcher(tmp_path, glue_fixtures):
     """``hydra/launcher=submitit_local`` runs each job as its own process, as submitit_slurm does on a cluster."""
     sweep = tmp_path / "sweep"
@@ -172,6 +173,7 @@ def test_a_sweep_runs_through_the_submitit_launcher(tmp_path, glue_fixtures):
     assert len(list((sweep / ".submitit").glob("*/*_0_result.pkl"))) == 2  # two submitit jobs, each its own process
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_rank(tmp_path, glue_fixtures):
     """``-m rank=8,16,24`` launches three jobs, each with its own rank (and adapter size).
 
@@ -344,6 +346,7 @@ def cli_errors(tmp_path_factory, glue_fixtures):
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CLI_ERRORS)
 def test_cli_error_message(cli_errors, name):
     result = cli_errors[name].result()

@@ -2,6 +2,7 @@
 
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -35,6 +36,7 @@ def _worker(rank: int, port: int, out: dict) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_processes_estimate_the_single_process_update():
     model = tiny_bert()
     lorasb.attach(model, BERT_TARGETS, rank=4)

@@ -43,6 +43,7 @@ def test_every_fenced_block_is_runnable_or_marked_as_shown(path):
     assert not unknown, f"{name_of(path)}: blocks marked {unknown}; use one of {RUNNABLE + SHOWN}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "number"), numbered("python"))
 def test_python_block_runs_as_written(path, number, tmp_path_factory):
     run_python_block(path, number, tmp_path_factory)
@@ -63,6 +64,7 @@ def python_on_path(tmp_path_factory) -> dict[str, str]:
 
 # The README's first bash block is the set-up, which CI runs in a fresh virtual environment
 # (tests/test_readme.py checks that); every other bash block runs here.
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "number"), numbered("bash", skip={README: 1}))
 def test_bash_block_runs_from_the_repository_root(path, number, python_on_path):
     script = blocks_of(path, "bash")[number]

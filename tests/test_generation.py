@@ -7,6 +7,8 @@ from lorasb.eval.generation import generate, stop_tokens
 from lorasb.models import load_causal_lm
 from lorasb.data.prompts import alpaca_prompt
 
+pytestmark = pytest.mark.slow  # SmolLM2-135M generating
+
 PROMPTS = [
     alpaca_prompt("What is the capital of France?"),
     alpaca_prompt("Please answer the following question with true or false, question: is water wet?\n\nAnswer format: true/false"),

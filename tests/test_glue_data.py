@@ -263,6 +263,7 @@ def test_hub_unreachable_points_to_data_dir(tokenizer, monkeypatch):
     assert isinstance(error.value.__cause__, ConnectionError)
 
 
+@pytest.mark.slow
 def test_hub_offline_mode_real_call(tmp_path):
     script = (
         "from lorasb.data import GlueDataModule\n"

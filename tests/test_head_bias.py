@@ -60,6 +60,7 @@ def _minilm_cola(minilm_dir, shared_data, head_bias, monkeypatch):
     return module, data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head_bias", ["prior", "zero"])
 def test_minilm_on_cola_starts_at_the_label_prior(head_bias, minilm_dir, shared_data, monkeypatch):
     module, data = _minilm_cola(minilm_dir, shared_data, head_bias, monkeypatch)

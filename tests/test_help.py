@@ -11,6 +11,8 @@ from lorasb.config import group_options
 from lorasb.config.choices import model_kind
 from lorasb.eval.sets import EVAL_SETS
 
+pytestmark = pytest.mark.slow  # each test starts a Python process
+
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "lightning", "transformers", "datasets")
 TRAINING_GROUPS = ("model", "task", "method", "trainer", "logger", "experiment")

@@ -250,6 +250,7 @@ def test_the_cache_stores_every_group_as_it_comes_and_keeps_what_on_group_return
     assert torch.equal(read.sums["b"], -torch.ones(3)) and "d" not in read.sums  # read from disk when asked for
 
 
+@pytest.mark.slow
 def test_a_run_records_its_accumulator(composer, tmp_path, glue_fixtures):
     overrides = [
         "task=glue/rte", "model=minilm", "trainer=cpu", "trainer.precision=32-true", "logger=csv",

@@ -141,6 +141,7 @@ def test_the_scored_rows_are_other_training_rows_than_the_stepped_ones(shared_da
         data.init_dataloader(30, 8, skip=190)
 
 
+@pytest.mark.slow
 def test_a_run_that_chose_an_lr_trains_exactly_as_a_run_given_it(composer, tmp_path, shared_data):
     overrides = [
         "model=minilm", "task=glue/mrpc", "logger=csv", f"data.dir={shared_data}", "data.train_limit=80",

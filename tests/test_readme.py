@@ -3,6 +3,7 @@ and whose first bash block CI runs exactly. (Every page's blocks and links: test
 
 import re
 
+import pytest
 import torch
 
 from helpers.markdown_docs import README, REPO, blocks_of, run_python_block
@@ -26,6 +27,7 @@ def test_readme_has_python_examples():
     assert blocks_of(README, "python")
 
 
+@pytest.mark.slow
 def test_the_library_example_exports_the_trained_head(tmp_path_factory):
     """The PEFT adapter holds the cores and the head: loaded on a fresh model (whose new head is
     random) it reproduces the merged model's outputs."""

@@ -12,6 +12,8 @@ import torch
 
 from lorasb.train import run
 
+pytestmark = pytest.mark.slow  # all-MiniLM-L6-v2 runs through lorasb.train
+
 TESTS = Path(__file__).resolve().parent
 # 96 MRPC rows in batches of 16: 6 steps an epoch, 12 in all; last.ckpt every 4 steps and at
 # every epoch's end (steps 4, 6, 8, 12). Dropout stays on (MiniLM's 0.1), so its draws must repeat.

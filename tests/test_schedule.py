@@ -97,6 +97,7 @@ def test_lambda_lr_applies_the_factor_per_optimizer_step(kind):
     assert seen == pytest.approx([lr * factor(k) for k in range(total)])
 
 
+@pytest.mark.slow
 def test_module_initialises_with_the_first_step_lr(composer, tmp_path, glue_fixtures):
     """A real run: FineTuningModule's optimizer and schedule give on_fit_start lr·factor(0) = lr / warm-up.
 

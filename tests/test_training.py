@@ -17,6 +17,8 @@ from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run
 
+pytestmark = pytest.mark.slow  # all-MiniLM-L6-v2 runs through lorasb.train
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 EXPERIMENTS = sorted(p.relative_to(CONF / "experiment").with_suffix("").as_posix() for p in (CONF / "experiment").rglob("*.yaml"))
 GLUE_EXPERIMENTS = ["paper/glue", "quickstart"]  # causal LMs: tests/test_instruction_training.py; comparisons: test_compare.py
@@ -219,13 +221,21 @@ def test_exported_adapter_matches_the_trained_module_in_peft(short_run, minilm_d
 
 
 @pytest.fixture(scope="module")
-def resumed_run(short_run, composer, shared_data):
-    """``short_run`` continued in the same run dir with max_epochs=2 (resume=true finds last.ckpt).
+def resumed_run(composer, shared_data, tmp_path_factory):
+    """The run ``short_run`` makes, in a folder of its own, continued there with max_epochs=2
+    (resume=true finds last.ckpt), as a run is resumed: the same command, the same run dir.
+
+    Not in ``short_run``'s folder: the tests reading it would meet the second run's checkpoints
+    and metrics.json, and pass or fail by the order they run in. Not in a copy of it either: a
+    checkpoint names its folder, and in another one Lightning's ModelCheckpoint forgets the best
+    score and the CSV log is not rewound, so the resume tested would not be a user's.
 
     ``lorasb.lightning.module.GradientCache`` (where every initialisation gets its gradients) is
     replaced by a function that records its calls and raises, so a re-initialisation shows. Returns what the first run left and the second made.
     """
-    run_dir, first_summary, first = short_run
+    run_dir = tmp_path_factory.mktemp("resumed_run")
+    first_summary = run(composer([*SHORT, f"data.dir={shared_data}"], run_dir))
+    first = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     before = {
         "init_stats": (run_dir / "init_stats.json").read_text(),
         "csv_steps": logged_steps(run_dir),
@@ -401,11 +411,17 @@ def test_unknown_first_step_lr_is_refused(composer, tmp_path, glue_fixtures):
 
 
 @pytest.mark.slow
-def test_minilm_learns_mrpc(composer, tmp_path, shared_data, minilm_dir):
+def test_minilm_on_mrpc_reaches_the_majority_class_and_its_loss_falls(composer, tmp_path, shared_data, minilm_dir):
     """800 MRPC pairs, 2 epochs of LoRA-SB at rank 16 (about a minute on 2 cores).
 
-    The untrained model (random head) is compared with the best epoch: F1 must rise by a clear
-    margin and the validation loss must fall.
+    This slice does not show that the model learns MRPC, and the test does not claim it: a
+    model that says "paraphrase" for every pair scores the majority class's F1 (0.813 on these
+    200 validation pairs, 68.5% of them positive), and that is where the run ends (measured:
+    F1 0.436 and accuracy 0.380 before, 0.813 and 0.685 after the first epoch; the README's
+    results table finds the same with 2,000 pairs). What it does assert: the best F1 reaches
+    the majority class's, recorded in metrics.json, from well below it; the validation loss
+    falls. That the model learns is asserted on SST-2, against the same baseline with a stated
+    margin: tests/test_run_output.py::test_quickstart_command_learns_well_above_the_majority_class.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -437,7 +453,10 @@ def test_minilm_learns_mrpc(composer, tmp_path, shared_data, minilm_dir):
           f"(accuracy {written['before']['val/accuracy']:.4f} → {written['best']['val/accuracy']:.4f}, "
           f"loss {written['before']['val/loss']:.4f} → {written['best']['val/loss']:.4f}); "
           f"init {written['init_seconds']:.1f}s, train {written['train_seconds']:.1f}s")
-    assert best > before + 0.1
+    majority = written["baseline"]["scores"]["val/f1"]
+    assert written["baseline"]["name"] == "majority class" and 0.8 < majority < 0.83
+    assert before < majority - 0.1  # the untrained head, prior-biased, starts well below a constant answer
+    assert best >= majority - 1e-6
     assert written["best"]["val/loss"] < written["before"]["val/loss"]
     assert written["epochs"] == 2
     assert written["best"]["val/f1_best"] == pytest.approx(best)

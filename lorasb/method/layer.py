@@ -73,8 +73,15 @@ class LoraSBLinear(nn.Module):
         return torch.add(self.base(x), low_rank, alpha=self.scaling)  # no separate s·low_rank tensor
 
     def delta_weight(self) -> torch.Tensor:
-        """s·B·R·A, the out×in change this adapter makes to W0."""
-        return self.scaling * (self.lora_B @ self.lora_R.to(self.lora_B.dtype) @ self.lora_A)
+        """s·B·R·A, the out×in change this adapter makes to W0, in the dtype of B and A.
+
+        The product is formed in R's dtype (float32 beside a half-precision base) and rounded
+        once at the end: R rounded to bfloat16 first would lose the updates below bfloat16's
+        spacing that R is held in float32 to keep (tests/test_precision.py).
+        """
+        dtype = self.lora_R.dtype
+        product = self.lora_B.to(dtype) @ self.lora_R @ self.lora_A.to(dtype)
+        return (self.scaling * product).to(self.lora_B.dtype)
 
     def merged(self) -> nn.Linear:
         """A plain ``nn.Linear`` with weight W0 + s·B·R·A and the base bias."""

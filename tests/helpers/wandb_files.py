@@ -1,4 +1,22 @@
-"""Reading an offline W&B run file (``run-<id>.wandb``): a LevelDB-style log of protobuf records."""
+"""Reading an offline W&B run file (``run-<id>.wandb``): a LevelDB-style log of protobuf records.
+
+The records are W&B's own type (``wandb.proto.wandb_internal_pb2.Record``); only the framing
+around them is read here, because the installed wandb (0.31) has no reader of the file that
+works offline:
+
+- ``wandb.sdk.internal.datastore.DataStore``, the Python reader ``wandb sync`` used, is gone:
+  the internal process moved to the Go binary ``wandb-core``, and ``wandb/sdk/internal/`` now
+  holds only ``job_builder``, ``profiler`` and ``incremental_table_util``.
+- ``wandb sync`` and ``wandb beta sync`` hand the file to ``wandb-core``, which uploads it to a
+  server; no option prints its records (``--dry-run`` says what would be uploaded, ``--view``
+  was removed).
+- ``wandb.apis.public`` queries runs on a W&B server; it does not open local files.
+
+The framing is LevelDB's log format (32 KiB blocks of chunks: CRC, length, type full, first,
+middle or last) behind W&B's 7-byte header, as W&B's own writer and the old ``DataStore``
+wrote and read it; a file whose header is not W&B's stops the test, by name, rather than being
+misread.
+"""
 
 import struct
 import time
