@@ -222,7 +222,7 @@ def test_exported_adapter_matches_the_trained_module_in_peft(short_run, minilm_d
 def resumed_run(short_run, composer, shared_data):
     """``short_run`` continued in the same run dir with max_epochs=2 (resume=true finds last.ckpt).
 
-    ``lorasb.lightning.module.GradientCache`` (where every initialisation gets its gradients) is
+    ``lorasb.lightning.module.gradient_cache`` (where every initialisation gets its gradients) is
     replaced by a function that records its calls and raises, so a re-initialisation shows. Returns what the first run left and the second made.
     """
     run_dir, first_summary, first = short_run
@@ -237,7 +237,7 @@ def resumed_run(short_run, composer, shared_data):
         raise AssertionError("on_fit_start re-estimated the update of a resumed run")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lorasb.lightning.module, "GradientCache", no_estimate)
+        patch.setattr(lorasb.lightning.module, "gradient_cache", no_estimate)
         summary = run(composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=2"], run_dir))
     second = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     return {"run_dir": run_dir, "first": first, "first_summary": first_summary, "second": second,
