@@ -81,6 +81,7 @@ class FineTuningModule(L.LightningModule):
             return
         self._refuse_sharding_strategy()
         self.prepare_head()
+        start = time.perf_counter()
         loader = self._init_loader() if self.method.needs_gradients else None
         batches = list(loader) if loader is not None else []  # on the host: the cache's key digests them
         cache = gradient_cache(self, batches)
@@ -93,7 +94,6 @@ class FineTuningModule(L.LightningModule):
             prepare_seconds.append(time.perf_counter() - begin)
             return kept
 
-        start = time.perf_counter()
         form = self.method.gradient_form
         estimate = lambda on_group: self._estimate_gradients(loader, batches, on_group)  # noqa: E731
         gradients = cache.gradients(estimate, form, self.device, prepare) if self.method.needs_gradients else None
