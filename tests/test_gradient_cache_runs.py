@@ -9,7 +9,11 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from lorasb.train import run
+
+pytestmark = pytest.mark.slow
 
 SAMPLE = Path(__file__).resolve().parents[1] / "lorasb" / "data" / "samples" / "glue" / "SST-2"
 QUICK = [
