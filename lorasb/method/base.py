@@ -49,7 +49,8 @@ def without_adapters(named: Iterable[tuple[str, torch.Tensor]], wrappers: dict[s
     as the layer's own (``<layer>.<path>.weight`` → ``<layer>.weight``) and the rest left out."""
     for name, tensor in named:
         parts = name.split(".")
-        layer = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in wrappers), None)
+        owners = (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))  # innermost first
+        layer = next((owner for owner in owners if owner in wrappers), None)
         if layer is None:
             yield name, tensor
         elif name.startswith(inner := f"{layer}.{wrappers[layer]}."):
