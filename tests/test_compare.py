@@ -78,8 +78,8 @@ def test_sweep_estimates_the_gradient_once(sweep):
     for form in ("sign", "sum"):
         meta = json.loads((key / form / "meta.json").read_text())
         assert len(meta["layers"]) == MINILM_LAYERS and meta["samples"] == 8 and meta["batches"] == 2
-        assert meta["depends_on"]["init"] == {"num_samples": 8, "batch_size": 4, "accumulator_dtype": "float32", "head_bias": "prior"}
-        assert "rank" not in json.dumps(meta["depends_on"])
+        assert meta["inputs"]["settings"]["init"] == {"num_samples": 8, "batch_size": 4, "accumulator_dtype": "float32", "head_bias": "prior"}
+        assert "rank" not in json.dumps(meta["inputs"])
         assert len(list((key / form).glob("*.pt"))) == MINILM_LAYERS
     # LoRA-SB's SVD of sign(ΣG): once per rank
     assert sorted(p.name.split("-")[0] for p in (key / "sign_factors").iterdir()) == ["r2", "r4"]

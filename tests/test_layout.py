@@ -28,7 +28,7 @@ ALLOWED = {
     "config": {"models", "lightning"},
     "__init__": {"method"},
 }
-ENTRY_POINTS = {"train", "evaluate", "report", "export", "bench"}
+ENTRY_POINTS = {"train", "evaluate", "report", "export", "bench", "cache"}
 # The method is usable from any training loop: no training framework or config system in it.
 FORBIDDEN_THIRD_PARTY = {"method": {"lightning", "hydra", "omegaconf", "datasets"}}
 

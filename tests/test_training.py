@@ -230,7 +230,7 @@ def resumed_run(composer, shared_data, tmp_path_factory):
     checkpoint names its folder, and in another one Lightning's ModelCheckpoint forgets the best
     score and the CSV log is not rewound, so the resume tested would not be a user's.
 
-    ``lorasb.lightning.module.GradientCache`` (where every initialisation gets its gradients) is
+    ``lorasb.lightning.module.gradient_cache`` (where every initialisation gets its gradients) is
     replaced by a function that records its calls and raises, so a re-initialisation shows. Returns what the first run left and the second made.
     """
     run_dir = tmp_path_factory.mktemp("resumed_run")
@@ -247,7 +247,7 @@ def resumed_run(composer, shared_data, tmp_path_factory):
         raise AssertionError("on_fit_start re-estimated the update of a resumed run")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lorasb.lightning.module, "GradientCache", no_estimate)
+        patch.setattr(lorasb.lightning.module, "gradient_cache", no_estimate)
         summary = run(composer([*SHORT, f"data.dir={shared_data}", "trainer.max_epochs=2"], run_dir))
     second = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     return {"run_dir": run_dir, "first": first, "first_summary": first_summary, "second": second,

@@ -21,16 +21,18 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader
 
 from lorasb.lightning.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
-from lorasb.method.cache import GradientCache, Gradients, OnGroup
+from lorasb.method.cache import Gradients, OnGroup
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.initialize import SVDConfig
 from lorasb.method.memory import AccumulatorOptions, fit_budget, memory_budget
 from lorasb.method.base import Method
 from lorasb.method.registry import build_method
 from lorasb.lightning.diagnostics import log_layers
+from lorasb.lightning.gradient_key import gradient_cache
 from lorasb.lightning.lr_search import SearchResult, search_lr
 from lorasb.lightning.schedule import lr_factor
 
@@ -56,8 +58,8 @@ class FineTuningModule(L.LightningModule):
         optim: ``lr`` (a number, or ``auto``: chosen by a range test over ``auto_lr``'s
             ``candidates``, see :mod:`lorasb.lightning.lr_search`), ``weight_decay``, ``betas``,
             ``scheduler`` (linear, cosine, constant), ``warmup_ratio``.
-        gradient_cache: ``dir`` (None: no cache) and ``depends_on``, what the summed gradient
-            depends on (:class:`lorasb.method.cache.GradientCache`).
+        gradient_cache: ``dir`` (None: no cache) and ``depends_on``, the settings the summed
+            gradient depends on besides its batches and weights (:mod:`lorasb.lightning.gradient_key`).
     """
 
     def __init__(self, model: dict, rank: int, method: dict, init: dict, optim: dict, gradient_cache: dict | None = None):
@@ -79,8 +81,10 @@ class FineTuningModule(L.LightningModule):
             return
         self._refuse_sharding_strategy()
         self.prepare_head()
-        cache_cfg = self.hparams.gradient_cache or {}
-        cache = GradientCache(cache_cfg.get("dir"), cache_cfg.get("depends_on", {}), writer=self.trainer.is_global_zero)
+        start = time.perf_counter()
+        loader = self._init_loader() if self.method.needs_gradients else None
+        batches = list(loader) if loader is not None else []  # on the host: the cache's key digests them
+        cache = gradient_cache(self, batches)
         memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
         prepare_seconds = []
 
@@ -90,9 +94,9 @@ class FineTuningModule(L.LightningModule):
             prepare_seconds.append(time.perf_counter() - begin)
             return kept
 
-        start = time.perf_counter()
         form = self.method.gradient_form
-        gradients = cache.gradients(self._estimate_gradients, form, self.device, prepare) if self.method.needs_gradients else None
+        estimate = lambda on_group: self._estimate_gradients(loader, batches, on_group)  # noqa: E731
+        gradients = cache.gradients(estimate, form, self.device, prepare) if self.method.needs_gradients else None
         gradient_seconds = time.perf_counter() - start - sum(prepare_seconds)
 
         def initialize(peak_lr: float) -> dict:
@@ -127,18 +131,20 @@ class FineTuningModule(L.LightningModule):
                 "parameters and their optimizer state are small enough to keep on every process)"
             )
 
-    def _estimate_gradients(self, on_group: OnGroup) -> Gradients:
-        """ΣG (or its signs, as the method reads) of the method's target weights over
-        ``init.num_samples`` training samples (all processes), held as ``init`` says
-        (``accumulator_dtype``, ``offload``, ``layer_groups``, ``memory_budget``); each group of
-        layers goes to ``on_group`` as soon as it is final, and what it returns is kept."""
+    def _init_loader(self) -> DataLoader:
+        """This process's share of the ``init.num_samples`` training samples the estimate sums over."""
         init = self.hparams.init
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "init_dataloader"):
             raise TypeError(f"{self.method.name} initialisation needs a lorasb data module (one with init_dataloader)")
-        loader = datamodule.init_dataloader(
-            init["num_samples"], init["batch_size"], rank=self.global_rank, world_size=self.trainer.world_size
-        )
+        return datamodule.init_dataloader(init["num_samples"], init["batch_size"], rank=self.global_rank, world_size=self.trainer.world_size)
+
+    def _estimate_gradients(self, loader: DataLoader, batches: list[dict], on_group: OnGroup) -> Gradients:
+        """ΣG (or its signs, as the method reads) of the method's target weights over ``batches``
+        (``loader``'s, listed) on every process, held as ``init`` says (``accumulator_dtype``,
+        ``offload``, ``layer_groups``, ``memory_budget``), dropout seeded by the data's seed;
+        each group of layers goes to ``on_group`` as soon as it is final, and what it returns is kept."""
+        init = self.hparams.init
         weights = self.method.target_weights(self.model)
         form = self.method.gradient_form
         options = AccumulatorOptions(init.get("accumulator_dtype", "float32"), init.get("offload", False), init.get("layer_groups", 1))
@@ -148,14 +154,14 @@ class FineTuningModule(L.LightningModule):
             groups = self.trainer.strategy.reduce(torch.tensor(options.layer_groups, device=self.device), reduce_op="max")
             options = replace(options, layer_groups=int(groups))
         to_device = self.trainer.strategy.batch_to_device
-        batches = [to_device(batch) for batch in loader] if options.layer_groups > 1 else map(to_device, loader)
+        on_device = [to_device(batch) for batch in batches] if options.layer_groups > 1 else map(to_device, batches)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # float16 mixed precision
         # one layer at a time to the device and back: the backend may sum only device tensors
         reduce = lambda total: self._sum_across_processes(total.to(self.device)).to(total.device)  # noqa: E731
         with self.trainer.precision_plugin.forward_context():
             sums = accumulate_gradients(
                 self.model,
-                batches,  # none where more processes than init samples: this one adds nothing to the sum
+                on_device,  # none where more processes than init samples: this one adds nothing to the sum
                 weights,
                 progress=self._show_progress(),
                 loss_scale=scaler.get_scale() if scaler is not None else 1.0,
@@ -163,6 +169,7 @@ class FineTuningModule(L.LightningModule):
                 options=options,
                 reduce=reduce,
                 on_group=on_group,
+                seed=self.trainer.datamodule.seed,
             )
         counts = self._sum_across_processes(torch.tensor([len(loader), len(loader.dataset)], device=self.device))
         return Gradients(sums, batches=int(counts[0]), samples=int(counts[1]), accumulator=options.as_dict())

@@ -9,6 +9,8 @@ Every method is built from ``rank`` and its own options (``build_method``) and d
                       the summed gradient ΣG of each target weight (names as in the unadapted
                       model), or only its signs as int8 where ``gradient_form`` is ``sign``
     written_frozen    the names of frozen tensors the initialisation writes (checkpoints keep them)
+    unadapted_tensors every parameter and buffer the gradient estimate reads, by its name in the
+                      unadapted model (what the gradient cache's key digests)
     export            write the trained adapter (PEFT format where the method has one); methods
                       that change W0 save their initial adapter first (``save_initial``) so that
                       the export applies to the original W0
@@ -20,7 +22,8 @@ Every method is built from ``rank`` and its own options (``build_method``) and d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -38,6 +41,20 @@ Memo = Callable[[str, Callable[[], Tensors]], Tensors]
 def no_memo(name: str, compute: Callable[[], Tensors]) -> Tensors:
     """No memo: compute every time."""
     return compute()
+
+
+def without_adapters(named: Iterable[tuple[str, torch.Tensor]], wrappers: dict[str, str]) -> Iterator[tuple[str, torch.Tensor]]:
+    """``named`` tensors as the unadapted model names them: in each wrapper layer (``wrappers``:
+    its name → the path of the module it wraps, inside it), the wrapped module's tensors renamed
+    as the layer's own (``<layer>.<path>.weight`` → ``<layer>.weight``) and the rest left out."""
+    for name, tensor in named:
+        parts = name.split(".")
+        owners = (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))  # innermost first
+        layer = next((owner for owner in owners if owner in wrappers), None)
+        if layer is None:
+            yield name, tensor
+        elif name.startswith(inner := f"{layer}.{wrappers[layer]}."):
+            yield f"{layer}.{name.removeprefix(inner)}", tensor
 
 
 @dataclass
@@ -73,6 +90,12 @@ class Method:
     def written_frozen(self, model: nn.Module) -> set[str]:
         """Parameter names of frozen tensors the initialisation writes."""
         return set()
+
+    def unadapted_tensors(self, model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+        """Every parameter and buffer of ``model`` but the adapters' own, by its name in the
+        unadapted model: all that the gradient estimate reads, as its adapters are still empty
+        and add nothing then. Rank and method change none of it. All of them, by default."""
+        return chain(model.named_parameters(), model.named_buffers())
 
     def save_initial(self, model: nn.Module, out_dir: Path) -> None:
         """Keep what :meth:`export` needs of the model as initialised (nothing, unless W0 changes)."""

@@ -1,14 +1,20 @@
 """An on-disk cache of the summed gradient ΣG and of what is computed from it.
 
-ΣG depends on the model, its target layers, the data, the initialisation samples, the seed
-and the precision, but not on the rank or the learning rate. So a sweep over those estimates
-it once: the first job writes one file per target layer under ``<root>/<key>/<form>/``, the
-key being a hash of exactly what ΣG depends on (given by the caller, kept beside the files in
-``<form>/meta.json``), and every later job reads them. ``form`` is what the method reads
-(:attr:`lorasb.method.base.Method.gradient_form`): ``sum`` (ΣG) or ``sign`` (sign(ΣG) as
-int8), each in its own folder; a job that reads signs takes them from cached sums too. Derived tensors
-that do not depend on the learning rate either (LoRA-SB's SVD of sign(ΣG)) are kept under the
-same key by :meth:`GradientCache.memo`.
+ΣG depends on the model's weights, its target layers, the initialisation batches, the seed
+(dropout during the estimate) and the precision, but not on the rank, the learning rate or the
+method. So a sweep over those estimates it once: the first job writes one file per target layer
+under ``<root>/<key>/<form>/``, the key being a hash of what ΣG is computed from (given by the
+caller: digests of the batches and of the weights, :mod:`lorasb.method.fingerprint`, and the
+settings that change the estimate; kept beside the files in ``<form>/meta.json``), and every
+later job reads them. ``form`` is what the method reads
+(:attr:`lorasb.method.base.Method.gradient_form`): ``sum`` (ΣG, float32 or the accumulator's
+dtype) or ``sign`` (sign(ΣG) as int8, one byte per weight entry), each in its own folder; a job
+that reads signs takes them from cached sums too. Derived tensors that do not depend on the
+learning rate either (LoRA-SB's SVD of sign(ΣG)) are kept under the same key by
+:meth:`GradientCache.memo`.
+
+Keys are named ``v<KEY_LAYOUT>-<hash>`` and ``meta.json`` records the layout: an entry written
+under another layout of the key (an older lorasb's, keyed by settings alone) is never read.
 
 Every file is written to a temporary name and renamed into place, and ``meta.json`` is written
 last, so a job that starts while another is writing sees either nothing or a complete set.
@@ -21,6 +27,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,21 +85,35 @@ def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         raise
 
 
-def cache_key(depends_on: Mapping) -> str:
-    """A short hash of ``depends_on`` (JSON with sorted keys)."""
-    text = json.dumps(depends_on, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+KEY_LAYOUT = 2  # what a key is made of; raised whenever that changes, so older entries are never read
+
+
+def cache_key(inputs: Mapping) -> str:
+    """The folder name of ``inputs``: the layout and a hash of them (JSON with sorted keys)."""
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return f"v{KEY_LAYOUT}-{hashlib.blake2b(text.encode(), digest_size=16).hexdigest()}"
+
+
+def stored_layout(folder: Path) -> int | None:
+    """The key layout ``folder/meta.json`` was written under (1: before it was recorded); None where there is none."""
+    try:
+        return json.loads((folder / "meta.json").read_text()).get("layout", 1)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class GradientCache:
-    """ΣG and derived tensors under ``root/<key of depends_on>``; with ``root=None`` nothing is kept.
+    """ΣG and derived tensors under ``root/<key of inputs>``; with ``root=None`` nothing is kept.
 
-    ``writer`` is False on every process but one under data parallelism (all read, one writes).
+    ``inputs``: what ΣG is computed from. ``about``: what ``python -m lorasb.cache`` shows of
+    an entry (``model``, ``data``), kept in its ``meta.json``. ``writer`` is False on every
+    process but one under data parallelism (all read, one writes).
     """
 
-    def __init__(self, root: str | Path | None, depends_on: Mapping, writer: bool = True):
-        self.dir = Path(root) / cache_key(depends_on) if root is not None else None
-        self.depends_on = dict(depends_on)
+    def __init__(self, root: str | Path | None, inputs: Mapping, writer: bool = True, about: Mapping | None = None):
+        self.dir = Path(root) / cache_key(inputs) if root is not None else None
+        self.inputs = dict(inputs)
+        self.about = dict(about or {})
         self.writer = writer
         self._memos: dict[str, Tensors] = {}  # this process's: a name is read or computed once
 
@@ -108,7 +129,7 @@ class GradientCache:
         """
         folder = self.dir / form if self.dir is not None else None
         for source in (form, "sum") if folder is not None else ():
-            if (self.dir / source / "meta.json").is_file():
+            if stored_layout(self.dir / source) == KEY_LAYOUT:
                 return self._read(source, form, device)
         layers: list[str] = []
 
@@ -122,7 +143,10 @@ class GradientCache:
         result = compute(store)
         if folder is not None and self.writer:
             meta = {
-                "depends_on": self.depends_on,
+                "layout": KEY_LAYOUT,
+                **self.about,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "inputs": self.inputs,
                 "form": form,
                 "accumulator": result.accumulator,
                 "layers": layers,

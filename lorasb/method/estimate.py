@@ -23,7 +23,8 @@ entries of sign(ΣG) agree with float32 sums; the others are entries whose sum i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -45,6 +46,7 @@ def accumulate_gradients(
     options: AccumulatorOptions = AccumulatorOptions(),
     reduce: Reduce | None = None,
     on_group: Callable[[dict[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    seed: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Σ over ``batches`` of ∂loss/∂W for each of ``weights`` (``form="sum"``), or sign(ΣG) as int8
     (``form="sign"``); the weights and their ``.grad`` untouched.
@@ -58,7 +60,9 @@ def accumulate_gradients(
     and turned into ``form`` before the next group starts; ``on_group``, if given, receives them
     then, and what it returns is kept in their place (a consumer that keeps nothing lets every
     group's tensors be freed before the next group starts). No batches give zero sums. The
-    model's train/eval mode and ``requires_grad`` flags are restored.
+    model's train/eval mode and ``requires_grad`` flags are restored. With a ``seed`` every pass
+    draws its dropout masks from generators seeded with it (and leaves theirs as they were), so
+    ΣG depends on the seed alone, not on what drew random numbers before nor on the grouping.
     """
     if form not in FORMS:
         raise ValueError(f"gradient form {form!r}: choose one of {', '.join(FORMS)}")
@@ -70,7 +74,8 @@ def accumulate_gradients(
     try:
         for i, group in enumerate(groups):
             desc = "estimating the first full fine-tuning gradient" + (f" (layer group {i + 1} of {len(groups)})" if len(groups) > 1 else "")
-            sums, count = _accumulate(model, tqdm(batches, desc=desc, disable=not progress), {n: weights[n] for n in group}, loss_scale, options)
+            with _seeded(seed, weights.values()):
+                sums, count = _accumulate(model, tqdm(batches, desc=desc, disable=not progress), {n: weights[n] for n in group}, loss_scale, options)
             passes.append(count)
             if count != passes[0]:
                 raise ValueError(
@@ -83,6 +88,18 @@ def accumulate_gradients(
     finally:
         model.train(was_training)
     return result
+
+
+@contextmanager
+def _seeded(seed: int | None, tensors: Iterable[torch.Tensor]) -> Iterator[None]:
+    """Within the block, the generators of the CPU and of the tensors' GPU seeded with ``seed`` (if any)."""
+    if seed is None:
+        yield
+        return
+    devices = list({t.device for t in tensors if t.device.type == "cuda"})
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def _finished(sums: dict[str, torch.Tensor], form: str, reduce: Reduce | None) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lorasb.method.attach import adapters, attach, unfreeze
-from lorasb.method.base import Memo, Method, no_memo
+from lorasb.method.base import Memo, Method, no_memo, without_adapters
 from lorasb.method.cache import Tensors
 from lorasb.method.export import export_peft
 from lorasb.method.initialize import LayerInit, approximation, same_shape_batches, truncated_svd, write_factors
@@ -93,6 +93,9 @@ class LoraSB(Method):
 
     def written_frozen(self, model):
         return {f"{name}.{factor}" for name in adapters(model) for factor in ("lora_A", "lora_B")}
+
+    def unadapted_tensors(self, model):
+        return without_adapters(super().unadapted_tensors(model), {name: "base" for name in adapters(model)})
 
     def export(self, model, out_dir, head, base_model, initial=None):
         return export_peft(model, out_dir, modules_to_save=list(head), base_model_name_or_path=base_model)

@@ -14,8 +14,9 @@ import torch
 from peft import LoraConfig, LoraGAConfig, get_peft_model, get_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from peft.tuners.lora import LoraLayer
+from peft.utils import ModulesToSaveWrapper
 
-from lorasb.method.base import Method, no_memo
+from lorasb.method.base import Method, no_memo, without_adapters
 
 PREFIX = "base_model.model."
 
@@ -58,6 +59,12 @@ class Lora(Method):
         if not self.rewrites_base:
             return set()
         return {f"{PREFIX}{name}.base_layer.weight" for name in lora_layers(model)}
+
+    def unadapted_tensors(self, model):
+        """The LoRA layers' base layers and the trained copies of the heads (what the forward runs)."""
+        named = ((name.removeprefix(PREFIX), t) for name, t in super().unadapted_tensors(model))
+        heads = {name.removeprefix(PREFIX): "modules_to_save.default" for name, m in model.named_modules() if isinstance(m, ModulesToSaveWrapper)}
+        return without_adapters(named, {**{name: "base_layer" for name in lora_layers(model)}, **heads})
 
     def save_initial(self, model, out_dir):
         if self.rewrites_base:
