@@ -51,6 +51,75 @@ def test_sums_added_as_gradients_arrive_equal_autograd_and_leave_no_grad():
     assert {n for n, p in model.named_parameters() if p.requires_grad} == {f"{n}.lora_R" for n in sums}
 
 
+def padded(batches):
+    """The batches with the last tokens of every other row masked out, as a padded batch has them."""
+    for batch in batches:
+        mask = batch["attention_mask"].clone()
+        mask[::2, -3:] = 0
+        batch["attention_mask"] = mask
+        if batch["labels"].dim() == 2:  # causal LM: no loss on padding
+            batch["labels"] = batch["labels"].masked_fill(mask == 0, -100)
+    return batches
+
+
+def autograd_sums_with_dropout(model, batches, seed) -> dict[str, torch.Tensor]:
+    """ΣG as autograd gives it, each batch's dropout drawn from ``seed`` + its index."""
+    weights = {name: layer.base.weight for name, layer in lorasb.adapters(model).items()}
+    sums = {name: torch.zeros_like(w) for name, w in weights.items()}
+    for w in weights.values():
+        w.requires_grad_(True)
+    for i, batch in enumerate(batches):
+        torch.manual_seed(seed + i)
+        for name, grad in zip(weights, torch.autograd.grad(model(**batch).loss, list(weights.values()))):
+            sums[name] += grad
+    for w in weights.values():
+        w.requires_grad_(False)
+    return sums
+
+
+class Reseeding(list):
+    """Batches that seed the global generator before each one is used, as the reference does."""
+
+    def __init__(self, batches, seed):
+        super().__init__(batches)
+        self.seed = seed
+
+    def __iter__(self):
+        for i, batch in enumerate(super().__iter__()):
+            torch.manual_seed(self.seed + i)
+            yield batch
+
+
+@pytest.mark.parametrize("family", ["bert", "llama"])
+def test_sums_from_layer_inputs_and_output_gradients_equal_autograd_with_padding_and_dropout(family):
+    """Every target layer of a float64 model with dropout on, padded batches, summed over batches
+    (gradient accumulation): ΣG = Σ ∂L/∂yᵀ·x equals the weight gradients autograd computes."""
+    if family == "bert":
+        model = tiny_bert()
+        model.config.hidden_dropout_prob = model.config.attention_probs_dropout_prob = 0.1
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.1
+        lorasb.attach(model, BERT_TARGETS, rank=RANK)
+        batches = padded(bert_batches(count=3))
+    else:
+        model = tiny_llama()
+        model.config.attention_dropout = 0.1
+        for layer in model.model.layers:
+            layer.self_attn.attention_dropout = 0.1
+        lorasb.attach(model, LLAMA_TARGETS, rank=RANK)
+        batches = padded(llama_batches(count=3))
+    model.train()
+    expected = autograd_sums_with_dropout(model, batches, seed=7)
+    sums = accumulate_gradients(model, Reseeding(batches, seed=7))
+    assert sums.keys() == expected.keys() and len(sums) == len(lorasb.adapters(model))
+    for name, total in sums.items():
+        torch.testing.assert_close(total, expected[name], rtol=1e-12, atol=1e-14, msg=name)
+    torch.manual_seed(8)  # other dropout masks give other sums: the comparison sees dropout
+    other = accumulate_gradients(model, batches)
+    assert any(not torch.allclose(other[name], expected[name]) for name in sums)
+
+
 @pytest.mark.parametrize("form", ["sum", "sign"])
 def test_one_two_and_three_layer_groups_give_the_same_result(form):
     model = llama_with_adapters()
@@ -96,10 +165,19 @@ def test_a_generator_cannot_feed_several_layer_groups():
 
 def test_a_weight_outside_the_loss_is_named():
     model = llama_with_adapters()
-    weights = {"q": model.model.layers[0].self_attn.q_proj.base.weight, "stray": torch.nn.Parameter(torch.zeros(2, 2), requires_grad=False)}
-    with pytest.raises(RuntimeError, match="layer 'stray' got no gradient: it does not take part in the loss"):
+    model.unused = torch.nn.Linear(2, 2)  # in the model, never called by its forward
+    weights = {"q": model.model.layers[0].self_attn.q_proj.base.weight, "unused": model.unused.weight}
+    flags = {name: w.requires_grad for name, w in weights.items()}
+    with pytest.raises(RuntimeError, match="layer 'unused' got no gradient: it does not take part in the loss"):
         accumulate_gradients(model, llama_batches(), weights)
-    assert not any(w.requires_grad for w in weights.values())
+    assert {name: w.requires_grad for name, w in weights.items()} == flags
+
+
+def test_a_weight_no_linear_layer_holds_is_named():
+    model = llama_with_adapters()
+    weights = {"q": model.model.layers[0].self_attn.q_proj.base.weight, "stray": torch.nn.Parameter(torch.zeros(2, 2))}
+    with pytest.raises(ValueError, match="the estimate reads the weights of linear layers only; stray is held by none"):
+        accumulate_gradients(model, llama_batches(), weights)
 
 
 @pytest.mark.parametrize("groups", [1, 3])

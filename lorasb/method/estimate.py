@@ -7,11 +7,16 @@ by the learning rate against the sign of its gradient:
 
     ΔW ≈ −lr₁ · sign(Σ_batches G)
 
-Only the wrapped layers' gradients are computed (``backward(inputs=...)`` on their base
-weights) and no ``.grad`` of the model is kept: a hook on each weight adds its gradient into
-the weight's sum as soon as backward produces it and drops it, so besides the sums about one
-layer's gradient exists at a time. LoRA-SB layers whose core is still zero run as their base
-layer alone, which changes no gradient of W0 and saves the rank-r path's activations. How the
+No weight needs a gradient of its own. For a linear layer y = x·W0ᵀ + b the gradient of W0 is
+Σ_tokens ∂L/∂y ᵀ · x: the layer's input and its output gradient, which exist whether W0 is a
+float parameter, a 4-bit or 8-bit quantized weight, or a shard. A forward hook keeps each
+target layer's input, a hook on its output receives ∂L/∂y as backward produces it, and the
+product goes into the layer's sum at once, freeing the input; so the estimate holds what
+autograd would have saved for W0's gradient, and about one layer's gradient at a time. Every
+parameter is frozen during the pass (no ``.grad`` is written); a target layer whose input
+needs no gradient (the first ones) gets it as a leaf that does, so backward reaches every
+target and stops there. LoRA-SB layers whose core is still zero run as their base layer alone,
+which changes no gradient of W0 and saves the rank-r path's activations. How the
 sums are held (dtype, CPU memory, layer groups) is :class:`lorasb.method.memory.AccumulatorOptions`.
 In float16 a small gradient underflows to zero, so the loss can be scaled before it is
 differentiated and the gradient unscaled into the sum (a layer whose scaled gradient overflows
@@ -123,33 +128,72 @@ def _accumulate(
 ) -> tuple[dict[str, torch.Tensor], int]:
     """One pass: the sums of ``weights`` and the number of batches."""
     sums = _Sums(weights, options)
-    flags = [w.requires_grad for w in weights.values()]
+    layers = _linear_layers(model, weights)
+    parameters = list(model.parameters())
+    flags = [p.requires_grad for p in parameters]
     handles = []
     try:
-        for name, w in weights.items():
-            w.requires_grad_(True)
-            handles.append(w.register_post_accumulate_grad_hook(sums.hook(name)))
+        for p in parameters:
+            p.requires_grad_(False)
+        for name, layer in layers.items():
+            handles.append(layer.register_forward_pre_hook(_input_as_leaf))
+            handles.append(layer.register_forward_hook(_output_gradient_into(sums, name)))
         count = 0
         with bypassing_empty_adapters(model):  # zero cores: their path adds nothing, to outputs or to gradients
             for batch in batches:
-                _add_batch(model, batch, weights, sums, loss_scale)
+                _add_batch(model, batch, list(weights), sums, loss_scale)
                 count += 1
     finally:
         for handle in handles:
             handle.remove()
-        for w, flag in zip(weights.values(), flags):
-            w.requires_grad_(flag)
+        for p, flag in zip(parameters, flags):
+            p.requires_grad_(flag)
     return sums.sums, count
 
 
-def _add_batch(model: nn.Module, batch: Mapping[str, torch.Tensor], weights: dict[str, torch.Tensor], sums: _Sums, scale: float) -> None:
+def _linear_layers(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> dict[str, nn.Linear]:
+    """The linear layer (quantized ones included) that holds each of ``weights``, by the weight's name."""
+    owners = {id(m.weight): m for m in model.modules() if isinstance(m, nn.Linear)}
+    missing = [name for name, w in weights.items() if id(w) not in owners]
+    if missing:
+        raise ValueError(f"the estimate reads the weights of linear layers only; {', '.join(missing)} is held by none")
+    return {name: owners[id(w)] for name, w in weights.items()}
+
+
+def _input_as_leaf(layer: nn.Module, args: tuple) -> tuple | None:
+    """A target layer's input that needs no gradient becomes a leaf that does, so backward reaches the layer."""
+    x = args[0]
+    if torch.is_grad_enabled() and not x.requires_grad:
+        return (x.detach().requires_grad_(), *args[1:])
+    return None
+
+
+def _output_gradient_into(sums: _Sums, name: str) -> Callable:
+    """A forward hook that sends ∂L/∂W0 = ∂L/∂yᵀ·x (over every token) of layer ``name`` into ``sums``."""
+
+    def hook(layer: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if not output.requires_grad:  # a pass without gradients
+            return
+        held = [args[0]]
+
+        def add(grad_output: torch.Tensor) -> None:
+            x = held.pop()  # the input is freed once its product is taken
+            sums.add(name, grad_output.reshape(-1, grad_output.shape[-1]).T @ x.reshape(-1, x.shape[-1]))
+
+        output.register_hook(add)
+
+    return hook
+
+
+def _add_batch(model: nn.Module, batch: Mapping[str, torch.Tensor], names: list[str], sums: _Sums, scale: float) -> None:
     """Add one batch's gradients. While the scale is above 1, the layers whose scaled gradient
     overflowed (added as zero) are redone with half the scale; the others are done."""
-    pending = list(weights)
+    pending = names
     while True:
-        sums.start(scale)
+        sums.start(scale, pending)
         loss = model(**batch).loss
-        (loss * scale).backward(inputs=[weights[name] for name in pending])
+        if loss.requires_grad:
+            (loss * scale).backward()
         sums.settle()
         for name in pending:
             if name not in sums.arrived:
@@ -164,12 +208,13 @@ def _add_batch(model: nn.Module, batch: Mapping[str, torch.Tensor], weights: dic
 
 
 class _Sums:
-    """A sum per weight that a post-accumulate-grad hook adds each gradient into, unscaled.
+    """A sum per weight that each gradient is added into, unscaled, as it arrives.
 
-    ``arrived`` holds the names whose gradient came in the current backward pass; while the scale
-    is above 1, with an on-device flag of whether it was finite (one that is not is added as
-    zero). From a GPU into CPU memory (offload) a gradient is copied without waiting and added
-    when the next one arrives (or at ``settle``), so the copy overlaps the backward pass.
+    ``arrived`` holds the names whose gradient came in the current backward pass, of those it
+    waits for (``start``); while the scale is above 1, with an on-device flag of whether it was
+    finite (one that is not is added as zero). From a GPU into CPU memory (offload) a gradient
+    is copied without waiting and added when the next one arrives (or at ``settle``), so the
+    copy overlaps the backward pass.
     """
 
     def __init__(self, weights: Mapping[str, torch.Tensor], options: AccumulatorOptions):
@@ -177,38 +222,37 @@ class _Sums:
         self.sums = {
             name: torch.zeros(
                 w.shape,
-                dtype=_accumulator_dtype(w.dtype, options.dtype),
+                dtype=_accumulator_dtype(_compute_dtype(w), options.dtype),
                 device="cpu" if options.offload else w.device,
                 pin_memory=pinned,
             )
             for name, w in weights.items()
         }
         self.scale = 1.0
+        self.waiting: set[str] = set()
         self.arrived: dict[str, torch.Tensor | None] = {}
         self._copy: tuple[str, torch.Tensor, torch.cuda.Event, float] | None = None
 
-    def start(self, scale: float) -> None:
-        self.scale, self.arrived = scale, {}
+    def start(self, scale: float, names: Iterable[str]) -> None:
+        self.scale, self.waiting, self.arrived = scale, set(names), {}
 
-    def hook(self, name: str) -> Callable[[torch.Tensor], None]:
-        def add(weight: torch.Tensor) -> None:
-            grad, weight.grad = weight.grad, None
-            finite = None
-            if self.scale > 1.0:
-                finite = torch.isfinite(grad).all()
-                grad = torch.where(finite, grad, 0.0)
-            self.arrived[name] = finite
-            total = self.sums[name]
-            if total.device == grad.device:
-                total.add_(grad, alpha=1 / self.scale)
-                return
-            self.settle()
-            copied = grad.to(total.device, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-            self._copy = (name, copied, event, 1 / self.scale)
-
-        return add
+    def add(self, name: str, grad: torch.Tensor) -> None:
+        if name not in self.waiting:
+            return
+        finite = None
+        if self.scale > 1.0:
+            finite = torch.isfinite(grad).all()
+            grad = torch.where(finite, grad, 0.0)
+        self.arrived[name] = finite
+        total = self.sums[name]
+        if total.device == grad.device:
+            total.add_(grad, alpha=1 / self.scale)
+            return
+        self.settle()
+        copied = grad.to(total.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._copy = (name, copied, event, 1 / self.scale)
 
     def settle(self) -> None:
         """Add the gradient whose copy is under way, once it has arrived."""
@@ -217,6 +261,11 @@ class _Sums:
             event.synchronize()
             self.sums[name].add_(copied, alpha=alpha)
             self._copy = None
+
+
+def _compute_dtype(weight: torch.Tensor) -> torch.dtype:
+    """The dtype a layer computes in: its weight's, or float32 for a weight stored as integers (quantized)."""
+    return weight.dtype if weight.dtype.is_floating_point else torch.float32
 
 
 def _accumulator_dtype(weight_dtype: torch.dtype, name: str) -> torch.dtype:
