@@ -50,10 +50,10 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     if cfg.checkpoint:
         with refusing_unsafe(cfg.checkpoint):
             module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
-        return merged_where_exact(module.model.eval()), module.hparams.model["name_or_path"]
+        return merged_where_exact(module.model.eval()), module.model_settings.name_or_path
     base = adapter_base(cfg.adapter) if cfg.adapter else None
     base = base or cfg.model.name_or_path
-    model = load_causal_lm(base, cfg.model.get("dtype", "float32"))
+    model = load_causal_lm(base, cfg.model.dtype)
     if cfg.adapter:
         model = merged_where_exact(PeftModel.from_pretrained(model, cfg.adapter))
     return model, base

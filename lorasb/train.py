@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lorasb.lightning.checkpoints import CheckpointError, UnsafeCheckpointError, refusing_unsafe, resume_from
-from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers
+from lorasb.config import ConfigError, check_config, check_group_choices, check_model_fits_task, register_resolvers, register_settings
 
 if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help and config errors are quick
     import lightning as L
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the heavy libraries load only once a run starts, so --help 
     from lorasb.lightning.summary import RunSummary
 
 register_resolvers()
+register_settings()
 log = logging.getLogger(__name__)
 
 

@@ -43,9 +43,10 @@ def _compose(overrides, run_dir):
     import hydra
     from omegaconf import DictConfig
 
-    from lorasb.config import register_resolvers
+    from lorasb.config import register_resolvers, register_settings
 
     register_resolvers()
+    register_settings()
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         # a cache of the test's own, so that no test reads gradients another one estimated
         own = [f"run_dir='{run_dir}'", f"gradient_cache.dir='{run_dir}/gradient_cache'"]

@@ -24,7 +24,7 @@ def make_module(smollm2_dir, **kwargs):
     module = CausalLMModule(
         model={"name_or_path": str(smollm2_dir), "target_modules": ["q_proj", "v_proj", "down_proj"], "dtype": "float32"},
         rank=RANK,
-        method={"alpha": None, "dropout": 0.0},
+        method={"name": "lora_sb", "alpha": None, "dropout": 0.0},
         init={"num_samples": 2, "batch_size": 2},
         optim={"lr": 1e-3},
         **kwargs,

@@ -53,7 +53,7 @@ def _minilm_cola(minilm_dir, shared_data, head_bias, monkeypatch):
     data = GlueDataModule("cola", tokenizer=str(minilm_dir), dir=str(shared_data), train_limit=512, batch_size=64, seed=0)
     data.setup("fit")
     model = {"name_or_path": str(minilm_dir), "target_modules": ["query", "value"], "head": ["classifier"]}
-    module = ClassificationModule(task="cola", model=model, rank=4, method={}, init={"head_bias": head_bias}, optim={"lr": 1e-3})
+    module = ClassificationModule(task="cola", model=model, rank=4, method={"name": "lora_sb"}, init={"head_bias": head_bias}, optim={"lr": 1e-3})
     trainer = SimpleNamespace(datamodule=data)  # what prepare_head reads
     monkeypatch.setattr(ClassificationModule, "trainer", property(lambda self: trainer))
     module.prepare_head()

@@ -1,12 +1,18 @@
 """The package's layers, read from the imports: each layer imports only those below it.
 
-    method   models                 plain PyTorch / Hugging Face loading; nothing of lorasb
+           settings                 typed settings: keys, defaults, allowed values, help; no torch
+          ↗        ↖
+    method   models                 plain PyTorch / Hugging Face loading (method: settings only)
       ↑        ↑
       │      data                   data modules, prompts (models: tokenizers, cache)
       │        ↑
     lightning  eval    config       Lightning modules · evaluation sets, generation, grading · Hydra
-      ↑        ↑        ↑           (config reads the schedule names of lightning)
+      ↑        ↑        ↑           (config reads the typed settings, and the schedule names of lightning)
     train  evaluate  report         entry points: import any layer, never each other
+
+``settings`` is the lowest layer, so that the method (``SVDConfig``, the accumulator options),
+the Lightning module and the config check share one declaration of each setting, and the
+command line checks a config without importing torch (``settings`` imports no heavy library).
 
 Inside a layer, files may import each other, but never in a cycle (imports inside functions
 count too: a deferred import only hides a cycle).
@@ -20,17 +26,21 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "lorasb"
 
 ALLOWED = {
-    "method": set(),
+    "settings": set(),
+    "method": {"settings"},
     "models": set(),
     "data": {"models"},
-    "eval": {"data", "models"},
-    "lightning": {"method", "data", "models"},
-    "config": {"models", "lightning"},
+    "eval": {"data", "models", "settings"},
+    "lightning": {"method", "data", "models", "settings"},
+    "config": {"models", "lightning", "settings"},
     "__init__": {"method"},
 }
 ENTRY_POINTS = {"train", "evaluate", "report", "export", "bench", "cache"}
 # The method is usable from any training loop: no training framework or config system in it.
-FORBIDDEN_THIRD_PARTY = {"method": {"lightning", "hydra", "omegaconf", "datasets"}}
+FORBIDDEN_THIRD_PARTY = {
+    "method": {"lightning", "hydra", "omegaconf", "datasets"},
+    "settings": {"torch", "lightning", "transformers", "datasets", "hydra", "omegaconf"},
+}
 
 
 def layer_of(path: Path) -> str:

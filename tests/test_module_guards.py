@@ -15,7 +15,7 @@ def module():
         "target_modules": ["query", "value"],
         "head": ["classifier"],
     }
-    return ClassificationModule(task="mrpc", model=model, rank=4, method={}, init={}, optim={"lr": 1e-3})
+    return ClassificationModule(task="mrpc", model=model, rank=4, method={"name": "lora_sb"}, init={}, optim={"lr": 1e-3})
 
 
 def test_only_cores_and_head_train(module):

@@ -1,21 +1,26 @@
 """Types and ranges of the training and evaluation configs' values, checked before anything heavy loads.
 
-Each rule names a key and what it allows; every violation is reported at once, by key. Keys no
-rule names pass unchecked (a method or an experiment may add its own), and a key a config does
-not have (``data.val_size`` outside the instruction tasks) is skipped.
+Each rule names a key and what it allows; every violation is reported at once, by key. The rules
+of the typed settings (``optim``, ``init``) are their dataclasses' checks (:mod:`lorasb.settings`),
+and a key those blocks do not have is reported too. Other keys no rule names pass unchecked (a
+method or an experiment may add its own), and a key a config does not have (``data.val_size``
+outside the instruction tasks) is skipped.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorasb.lightning.schedule import SCHEDULES
+from lorasb.settings.checks import Check, boolean, fraction, integer, is_int, non_negative, one_of, positive
+from lorasb.settings.evaluation import GRADING_MODES
+from lorasb.settings.fields import walk
+from lorasb.settings.init import InitSettings
+from lorasb.settings.optim import OptimSettings
 
 _ABSENT = object()
 
@@ -26,119 +31,64 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    """``key`` must hold a value ``accepts`` takes (described by ``allowed``), or null where ``nullable``."""
+    """``key`` must hold a value ``check`` allows."""
 
     key: str
-    allowed: str
-    accepts: Callable[[Any], bool]
-    nullable: bool = False
+    check: Check
 
     def problem(self, value: Any) -> str | None:
-        if value is None and self.nullable:
-            return None
-        if value is not None and self.accepts(value):
-            return None
-        return f"{self.key}={_show(value)}: expected {self.allowed}{' or null' if self.nullable else ''}"
+        problem = self.check.problem(value)
+        return problem and f"{self.key}={_show(value)}: {problem}"
 
 
 def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-def integer(key: str, minimum: int, nullable: bool = False) -> Rule:
-    return Rule(key, f"an integer ≥ {minimum}", lambda v: _is_int(v) and v >= minimum, nullable)
-
-
-def positive(key: str, nullable: bool = False) -> Rule:
-    return Rule(key, "a number > 0", lambda v: _is_number(v) and v > 0, nullable)
-
-
-def non_negative(key: str, nullable: bool = False) -> Rule:
-    return Rule(key, "a number ≥ 0", lambda v: _is_number(v) and v >= 0, nullable)
-
-
-def fraction(key: str) -> Rule:
-    """A probability or ratio in [0, 1)."""
-    return Rule(key, "a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1)
-
-
-def one_of(key: str, names: tuple[str, ...]) -> Rule:
-    return Rule(key, f"one of {', '.join(names)}", lambda v: v in names)
-
-
-def boolean(key: str) -> Rule:
-    return Rule(key, "true or false", lambda v: isinstance(v, bool))
-
-
-def existing(key: str, kind: str) -> Rule:
+def existing(kind: str) -> Check:
     """A path to an existing ``file`` or ``folder`` (null allowed: the key is optional)."""
     exists = Path.is_file if kind == "file" else Path.is_dir
-    return Rule(key, f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
+    return Check(f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
 
 
-def _betas(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(b) and 0 <= b < 1 for b in value)
+def settings_rules(cls: type, prefix: str) -> Iterator[Rule]:
+    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`)."""
+    for key, field in walk(cls, prefix):
+        if field.metadata.get("check") is not None:
+            yield Rule(key, field.metadata["check"])
 
 
 RULES: tuple[Rule, ...] = (
-    integer("rank", 1),
-    integer("seed", 0),
-    boolean("resume"),
-    boolean("validate_before"),
-    boolean("export_adapter"),
-    existing("ckpt_path", "file"),
-    existing("checkpoint", "file"),  # evaluation: a training checkpoint
-    existing("adapter", "folder"),  # evaluation: a PEFT adapter
-    Rule("optim.lr", "a number > 0 or auto", lambda v: v == "auto" or (_is_number(v) and v > 0)),
-    Rule("optim.auto_lr.candidates", "a list of numbers > 0", lambda v: isinstance(v, list) and bool(v) and all(_is_number(x) and x > 0 for x in v)),
-    integer("optim.auto_lr.steps", 1),
-    integer("optim.auto_lr.batch_size", 1, nullable=True),
-    integer("optim.auto_lr.score_rows", 1),
-    non_negative("optim.auto_lr.stop_z"),
-    non_negative("optim.weight_decay"),
-    Rule("optim.betas", "two numbers in [0, 1)", _betas),
-    one_of("optim.scheduler", SCHEDULES),
-    fraction("optim.warmup_ratio"),
-    positive("method.alpha", nullable=True),
-    fraction("method.dropout"),
-    integer("init.num_samples", 1),
-    integer("init.batch_size", 1),
-    Rule("init.first_lr", "schedule, reference or a number > 0", lambda v: v in ("schedule", "reference") or (_is_number(v) and v > 0)),
-    one_of("init.accumulator_dtype", ("float32", "bfloat16")),  # lorasb.method.memory.DTYPES
-    boolean("init.offload"),
-    integer("init.layer_groups", 1),
-    Rule("init.memory_budget", "a number of bytes > 0 or auto", lambda v: v == "auto" or (_is_number(v) and v > 0), nullable=True),
-    one_of("init.head_bias", ("prior", "zero")),  # lorasb.lightning.head_bias
-    integer("init.svd.niter", 0),
-    integer("init.svd.oversample", 0),
-    integer("init.svd.exact_max_dim", 0),
-    integer("init.svd.batch_bytes", 1),
-    existing("data.dir", "folder"),
-    integer("data.max_length", 1),
-    integer("data.batch_size", 1),
-    integer("data.eval_batch_size", 1, nullable=True),
-    integer("data.num_workers", 0),
-    integer("data.train_limit", 1, nullable=True),
-    integer("data.val_limit", 1, nullable=True),
-    integer("data.val_size", 0),
-    integer("trainer.max_epochs", -1, nullable=True),
-    integer("trainer.max_steps", -1),
-    integer("trainer.accumulate_grad_batches", 1),
-    integer("trainer.log_every_n_steps", 1),
-    non_negative("trainer.gradient_clip_val", nullable=True),
-    one_of("task.mode", ("min", "max")),
-    integer("eval.limit", 1, nullable=True),
-    integer("eval.batch_size", 1),
-    integer("eval.max_new_tokens", 1, nullable=True),
-    one_of("eval.grading", ("reference", "lenient")),  # lorasb.eval.evaluation.GRADING_MODES
+    Rule("rank", integer(1)),
+    Rule("seed", integer(0)),
+    Rule("resume", boolean()),
+    Rule("validate_before", boolean()),
+    Rule("export_adapter", boolean()),
+    Rule("ckpt_path", existing("file")),
+    Rule("checkpoint", existing("file")),  # evaluation: a training checkpoint
+    Rule("adapter", existing("folder")),  # evaluation: a PEFT adapter
+    *settings_rules(OptimSettings, "optim"),
+    Rule("method.alpha", positive(nullable=True)),
+    Rule("method.dropout", fraction()),
+    *settings_rules(InitSettings, "init"),
+    Rule("data.dir", existing("folder")),
+    Rule("data.max_length", integer(1)),
+    Rule("data.batch_size", integer(1)),
+    Rule("data.eval_batch_size", integer(1, nullable=True)),
+    Rule("data.num_workers", integer(0)),
+    Rule("data.train_limit", integer(1, nullable=True)),
+    Rule("data.val_limit", integer(1, nullable=True)),
+    Rule("data.val_size", integer(0)),
+    Rule("trainer.max_epochs", integer(-1, nullable=True)),
+    Rule("trainer.max_steps", integer(-1)),
+    Rule("trainer.accumulate_grad_batches", integer(1)),
+    Rule("trainer.log_every_n_steps", integer(1)),
+    Rule("trainer.gradient_clip_val", non_negative(nullable=True)),
+    Rule("task.mode", one_of(("min", "max"))),
+    Rule("eval.limit", integer(1, nullable=True)),
+    Rule("eval.batch_size", integer(1)),
+    Rule("eval.max_new_tokens", integer(1, nullable=True)),
+    Rule("eval.grading", one_of(GRADING_MODES)),
 )
 
 
@@ -152,15 +102,35 @@ def _too_few_rows(values: dict[str, Any]) -> str | None:
     """The first-step estimate draws ``init.num_samples`` rows from the training rows kept."""
     samples, limit = values.get("init.num_samples"), values.get("data.train_limit")
     held_out = values.get("data.val_size", 0)
-    if not (_is_int(samples) and _is_int(limit) and _is_int(held_out)) or samples <= limit - held_out:
+    if not (is_int(samples) and is_int(limit) and is_int(held_out)) or samples <= limit - held_out:
         return None
     kept = f"data.train_limit={limit}" + (f" less data.val_size={held_out}" if held_out else "")
     return f"init.num_samples={samples}: expected at most the {limit - held_out} training rows kept ({kept})"
 
 
+SETTINGS_BLOCKS = {"optim": OptimSettings, "init": InitSettings}
+
+
+def _keys(node: DictConfig, prefix: str) -> Iterator[str]:
+    for key in node:
+        child = node._get_node(key)
+        yield from _keys(child, f"{prefix}.{key}") if isinstance(child, DictConfig) else [f"{prefix}.{key}"]
+
+
+def unknown_settings(cfg: DictConfig) -> list[str]:
+    """A line for every key of a settings block (``optim``, ``init``) its dataclass does not have."""
+    problems = []
+    for prefix, cls in SETTINGS_BLOCKS.items():
+        node = OmegaConf.select(cfg, prefix)
+        if isinstance(node, DictConfig):
+            known = [key for key, _ in walk(cls, prefix)]
+            problems += [f"{key}: no such setting; the settings of {prefix} are: {', '.join(known)}" for key in _keys(node, prefix) if key not in known]
+    return problems
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
-    """One line per invalid value, naming its key and what it allows."""
-    values, problems = {}, []
+    """One line per invalid value, naming its key and what it allows, and per unknown setting."""
+    values, problems = {}, unknown_settings(cfg)
     for rule in RULES:
         try:
             value = _value(cfg, rule.key)

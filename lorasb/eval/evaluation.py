@@ -15,11 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from lorasb.data.prompts import STOP_STRINGS
 from lorasb.eval.sets import eval_set
 from lorasb.eval.generation import generate
-
-# reference: an answer only where the generation states it ("The answer is ..."), as the
-# paper's evaluation grades; lenient: also a GSM8K generation's last number and a MATH
-# generation's last \boxed{} (results named <set>_lenient).
-GRADING_MODES = ("reference", "lenient")
+from lorasb.settings.evaluation import GRADING_MODES
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +131,9 @@ def evaluate_model(
         list(options["sets"]),
         data_dir,
         out_dir,
-        limit=options.get("limit"),
-        batch_size=options.get("batch_size", 8),
-        max_new_tokens=options.get("max_new_tokens"),
-        grading=options.get("grading", "reference"),
+        limit=options["limit"],
+        batch_size=options["batch_size"],
+        max_new_tokens=options["max_new_tokens"],
+        grading=options["grading"],
         scored=scored,
     )

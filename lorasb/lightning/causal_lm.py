@@ -30,8 +30,8 @@ class CausalLMModule(FineTuningModule):
         self.val_loss = MeanMetric()
 
     def build_model(self) -> nn.Module:
-        model_cfg = self.hparams.model
-        model = load_causal_lm(model_cfg["name_or_path"], model_cfg.get("dtype", "float32"))
+        settings = self.model_settings
+        model = load_causal_lm(settings.name_or_path, settings.dtype)
         if self.gradient_checkpointing:
             # transformers ≥ 5 names it activation checkpointing; older releases only know the old name
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable

@@ -29,13 +29,13 @@ class ClassificationModule(FineTuningModule):
         self.best.persistent(True)
 
     def build_model(self) -> nn.Module:
-        model = self.hparams.model
-        return load_classifier(model["name_or_path"], self.spec.num_labels, model.get("dtype", "float32"))
+        model = self.model_settings
+        return load_classifier(model.name_or_path, self.spec.num_labels, model.dtype)
 
     def prepare_head(self) -> None:
-        """``init.head_bias``: ``prior`` (default) starts the output bias at the training labels'
+        """``init.head_bias``: ``prior`` starts the output bias at the training labels'
         log class frequencies (regression: their mean); ``zero`` keeps the model's own."""
-        if self.hparams.init.get("head_bias", "prior") == "prior":
+        if self.init_settings.head_bias == "prior":
             labels = torch.as_tensor(self.trainer.datamodule.train_dataset["labels"])
             set_prior_bias(self.model, labels, self.spec.num_labels)
 

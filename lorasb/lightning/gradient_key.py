@@ -44,22 +44,22 @@ def gradient_cache(module: L.LightningModule, batches: Iterable[Mapping[str, tor
     """The cache of ``module``'s run (``gradient_cache.dir``; none for a method that needs no ΣG)
     for the estimate over ``batches``, this process's initialisation batches (all of them where
     it is the only one)."""
-    config = module.hparams.gradient_cache or {}
-    if config.get("dir") is None or not module.method.needs_gradients:
+    config = module.cache_settings
+    if config.dir is None or not module.method.needs_gradients:
         return GradientCache(None, {})
-    trainer, settings = module.trainer, config.get("depends_on", {})
+    trainer, settings = module.trainer, config.depends_on
     inputs = None
     if trainer.is_global_zero:
         if trainer.world_size > 1:  # the processes' shares of the samples, in the global order
-            init = module.hparams.init
-            batches = trainer.datamodule.init_dataloader(init["num_samples"], init["batch_size"])
+            init = module.init_settings
+            batches = trainer.datamodule.init_dataloader(init.num_samples, init.batch_size)
         start = time.perf_counter()
         inputs = estimate_inputs(module.method, module.model, batches, trainer.datamodule.seed, settings)
         log.info("gradient cache key: init batches and model digested in %.2fs", time.perf_counter() - start)
     if trainer.world_size > 1:
         inputs = trainer.strategy.broadcast(inputs, src=0)
-    about = {"model": module.hparams.model.get("name_or_path"), "data": _describe(settings.get("data", {}))}
-    return GradientCache(config["dir"], inputs, writer=trainer.is_global_zero, about=about)
+    about = {"model": module.model_settings.name_or_path, "data": _describe(settings.get("data") or {})}
+    return GradientCache(config.dir, inputs, writer=trainer.is_global_zero, about=about)
 
 
 def estimate_inputs(method: Method, model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]], seed: int, settings: Mapping) -> dict:
@@ -79,4 +79,4 @@ def _describe(data: Mapping) -> str:
     """The data's task, folder (or the Hub) and row limit, for listings."""
     where = data.get("dir") or "the Hub"
     limit = f", first {data['train_limit']} rows" if data.get("train_limit") else ""
-    return f"{data.get('task', '?')} from {where}{limit}"
+    return f"{data.get('task') or 'a task'} from {where}{limit}"

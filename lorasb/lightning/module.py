@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -27,14 +28,18 @@ from lorasb.lightning.checkpoints import CheckpointError, changed_settings
 from lorasb.method.attach import count_parameters
 from lorasb.method.cache import Gradients, OnGroup
 from lorasb.method.estimate import accumulate_gradients
-from lorasb.method.initialize import SVDConfig
-from lorasb.method.memory import AccumulatorOptions, fit_budget, memory_budget
+from lorasb.method.memory import fit_budget, memory_budget
 from lorasb.method.base import Method
 from lorasb.method.registry import build_method
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.gradient_key import gradient_cache
 from lorasb.lightning.lr_search import SearchResult, search_lr
 from lorasb.lightning.schedule import lr_factor
+from lorasb.settings.convert import settings_from
+from lorasb.settings.gradient_cache import GradientCacheSettings
+from lorasb.settings.init import InitSettings
+from lorasb.settings.model import ModelSettings
+from lorasb.settings.optim import OptimSettings
 
 log = logging.getLogger(__name__)
 OLD_INITIALIZED_KEY = "sb_initialized"
@@ -45,29 +50,30 @@ class FineTuningModule(L.LightningModule):
 
     Subclasses build the Hugging Face model (:meth:`build_model`) and define the steps.
 
+    The settings arrive as plain mappings (as Hydra passes them, and as checkpoints keep them in
+    ``hyper_parameters``) and are read once, here, into their typed settings (:mod:`lorasb.settings`):
+    ``self.model_settings``, ``self.init_settings``, ``self.optim_settings`` and
+    ``self.cache_settings``; a key they do not have is an error naming it.
+
     Args:
-        model: ``name_or_path``, ``target_modules``, ``head`` (modules trained in full, e.g.
-            a classifier) and ``dtype``.
+        model: :class:`lorasb.settings.model.ModelSettings`.
         rank: r, the size of the trained r×r matrix.
-        method: ``name`` (``lora_sb`` when absent, see :func:`lorasb.method.registry.build_method`)
-            and the method's options (``alpha``, ``dropout``, ...); ``lr`` (its default learning
-            rates, read by the config) is not the method's.
-        init: ``num_samples`` and ``batch_size`` of the gradient estimate; ``svd`` options
-            (:class:`lorasb.SVDConfig`); a classifier's ``head_bias``
-            (:mod:`lorasb.lightning.head_bias`).
-        optim: ``lr`` (a number, or ``auto``: chosen by a range test over ``auto_lr``'s
-            ``candidates``, see :mod:`lorasb.lightning.lr_search`), ``weight_decay``, ``betas``,
-            ``scheduler`` (linear, cosine, constant), ``warmup_ratio``.
-        gradient_cache: ``dir`` (None: no cache) and ``depends_on``, the settings the summed
-            gradient depends on besides its batches and weights (:mod:`lorasb.lightning.gradient_key`).
+        method: ``name`` (see :func:`lorasb.method.registry.build_method`) and the method's
+            options (``alpha``, ``dropout``, ...); ``lr`` (its default learning rates, read by the
+            config) is not the method's.
+        init: :class:`lorasb.settings.init.InitSettings`.
+        optim: :class:`lorasb.settings.optim.OptimSettings`.
+        gradient_cache: :class:`lorasb.settings.gradient_cache.GradientCacheSettings`
+            (the key: :mod:`lorasb.lightning.gradient_key`).
     """
 
     def __init__(self, model: dict, rank: int, method: dict, init: dict, optim: dict, gradient_cache: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
+        self.model_settings, self.init_settings, self.optim_settings, self.cache_settings = typed_settings(self.hparams)
         options = {k: v for k, v in method.items() if k not in ("name", "lr")}
-        self.method = build_method(method.get("name", "lora_sb"), rank, options, SVDConfig(**init.get("svd", {})))
-        self.model = self.method.attach(self.build_model().train(), model["target_modules"], model.get("head", []))
+        self.method = build_method(method["name"], rank, options, self.init_settings.svd)
+        self.model = self.method.attach(self.build_model().train(), self.model_settings.target_modules, self.model_settings.head)
         self.register_buffer("initialized", torch.tensor(False))
         self.init_seconds: float | None = None
 
@@ -102,7 +108,7 @@ class FineTuningModule(L.LightningModule):
         def initialize(peak_lr: float) -> dict:
             return self.method.initialize(self.model, gradients, self.first_step_lr(peak_lr), memo)
 
-        peak_lr, search = self.hparams.optim["lr"], None
+        peak_lr, search = self.optim_settings.lr, None
         if peak_lr == "auto":
             search = self._search_lr(initialize)
             peak_lr = search.lr
@@ -133,23 +139,22 @@ class FineTuningModule(L.LightningModule):
 
     def _init_loader(self) -> DataLoader:
         """This process's share of the ``init.num_samples`` training samples the estimate sums over."""
-        init = self.hparams.init
+        init = self.init_settings
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "init_dataloader"):
             raise TypeError(f"{self.method.name} initialisation needs a lorasb data module (one with init_dataloader)")
-        return datamodule.init_dataloader(init["num_samples"], init["batch_size"], rank=self.global_rank, world_size=self.trainer.world_size)
+        return datamodule.init_dataloader(init.num_samples, init.batch_size, rank=self.global_rank, world_size=self.trainer.world_size)
 
     def _estimate_gradients(self, loader: DataLoader, batches: list[dict], on_group: OnGroup) -> Gradients:
         """ΣG (or its signs, as the method reads) of the method's target weights over ``batches``
         (``loader``'s, listed) on every process, held as ``init`` says (``accumulator_dtype``,
         ``offload``, ``layer_groups``, ``memory_budget``), dropout seeded by the data's seed;
         each group of layers goes to ``on_group`` as soon as it is final, and what it returns is kept."""
-        init = self.hparams.init
+        init = self.init_settings
         weights = self.method.target_weights(self.model)
         form = self.method.gradient_form
-        options = AccumulatorOptions(init.get("accumulator_dtype", "float32"), init.get("offload", False), init.get("layer_groups", 1))
-        budget = memory_budget(init.get("memory_budget"), self.device)
-        options = fit_budget(weights, options, form, budget, on_device=not (options.offload and self.device.type == "cuda"))
+        budget = memory_budget(init.memory_budget, self.device)
+        options = fit_budget(weights, init.accumulator(), form, budget, on_device=not (init.offload and self.device.type == "cuda"))
         if budget is not None and self.trainer.world_size > 1:  # every process passes over the same groups
             groups = self.trainer.strategy.reduce(torch.tensor(options.layer_groups, device=self.device), reduce_op="max")
             options = replace(options, layer_groups=int(groups))
@@ -177,21 +182,21 @@ class FineTuningModule(L.LightningModule):
     def first_step_lr(self, peak_lr: float) -> float:
         """lr₁ of the estimated first step for a run whose peak lr is ``peak_lr``, as ``init.first_lr`` says.
 
-        ``schedule`` (default): the lr the configured schedule gives the first optimizer step
+        ``schedule``: the lr the configured schedule gives the first optimizer step
         (peak / warm-up steps under linear warm-up). ``reference``: the reference implementation's
         value, lr / (warmup_ratio · batches of its estimation loader over the whole training
         set · epochs), which counts batches of ``init.batch_size`` rather than optimizer steps
         (about 10× smaller than ``schedule`` for the paper's MetaMathQA setting). A number: that lr.
         """
-        choice = self.hparams.init.get("first_lr", "schedule")
+        choice = self.init_settings.first_lr
         if choice == "schedule":
             return peak_lr * self._scheduler.lr_lambdas[0](0)
         if choice == "reference":
-            warmup_ratio = self.hparams.optim.get("warmup_ratio")
+            warmup_ratio = self.optim_settings.warmup_ratio
             if not warmup_ratio:
                 raise ValueError("init.first_lr=reference divides by optim.warmup_ratio, which is 0; set a warm-up or init.first_lr=schedule")
             rows = len(self.trainer.datamodule.train_dataset)
-            batches = math.ceil(rows / self.hparams.init["batch_size"])
+            batches = math.ceil(rows / self.init_settings.batch_size)
             return peak_lr / (warmup_ratio * batches * self.trainer.max_epochs)
         if isinstance(choice, (int, float)) and choice > 0:
             return float(choice)
@@ -217,30 +222,31 @@ class FineTuningModule(L.LightningModule):
         training itself then uses every row). Every process runs the same test on the same rows;
         rank 0's choice is used by all.
         """
-        options, optim = self.hparams.optim["auto_lr"], self.hparams.optim
+        optim = self.optim_settings
+        options = optim.auto_lr
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "init_dataloader"):
             raise TypeError("optim.lr=auto needs a lorasb data module (one with init_dataloader)")
         rows = len(datamodule.train_dataset)
         if rows < 2:
             raise ValueError(f"optim.lr=auto needs at least 2 training rows (1 to step on, 1 to score), got {rows}: set optim.lr to a number")
-        steps, batch_size = options["steps"], options.get("batch_size") or datamodule.batch_size
-        score_rows = min(options["score_rows"], rows // 2)
+        steps, batch_size = options.steps, options.batch_size or datamodule.batch_size
+        score_rows = min(options.score_rows, rows // 2)
         step_rows = min(steps * batch_size, rows - score_rows)
         to_device = self.trainer.strategy.batch_to_device
         train = [to_device(b) for b in datamodule.init_dataloader(step_rows, batch_size)]
         scored = [to_device(b) for b in datamodule.init_dataloader(score_rows, batch_size, skip=step_rows)]
         result = search_lr(
             self.model,
-            [float(lr) for lr in options["candidates"]],
+            [float(lr) for lr in options.candidates],
             initialize,
             self.initialized_names(),
             train,
             scored,
-            {"weight_decay": optim.get("weight_decay", 0.0), "betas": tuple(optim.get("betas", (0.9, 0.999)))},
+            {"weight_decay": optim.weight_decay, "betas": tuple(optim.betas)},
             clip_norm=self.trainer.gradient_clip_val,
             seed=datamodule.seed,
-            stop_z=float(options["stop_z"]),
+            stop_z=float(options.stop_z),
             forward_context=self.trainer.precision_plugin.forward_context,
             progress=self._show_progress(),
         )
@@ -331,14 +337,12 @@ class FineTuningModule(L.LightningModule):
     # -- optimisation ---------------------------------------------------------------------
 
     def configure_optimizers(self):
-        optim = self.hparams.optim
+        optim = self.optim_settings
         params = [p for p in self.model.parameters() if p.requires_grad]
-        peak_lr = 0.0 if optim["lr"] == "auto" else optim["lr"]  # auto: set in on_fit_start
-        optimizer = torch.optim.AdamW(
-            params, lr=peak_lr, weight_decay=optim.get("weight_decay", 0.0), betas=tuple(optim.get("betas", (0.9, 0.999)))
-        )
+        peak_lr = 0.0 if optim.lr == "auto" else optim.lr  # auto: set in on_fit_start
+        optimizer = torch.optim.AdamW(params, lr=peak_lr, weight_decay=optim.weight_decay, betas=tuple(optim.betas))
         total_steps = max(1, self.trainer.estimated_stepping_batches)  # 0 (trainer.max_steps=0): nothing trains, no step reads it
-        factor = lr_factor(optim.get("scheduler", "linear"), total_steps, optim.get("warmup_ratio", 0.0))
+        factor = lr_factor(optim.scheduler, total_steps, optim.warmup_ratio)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         # named for LearningRateMonitor, which logs it as train/lr
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"}}
@@ -363,7 +367,9 @@ class FineTuningModule(L.LightningModule):
         tensor or holds tensors this model does not have; then complete it with the frozen
         pretrained weights this module was built with."""
         # where the gradient cache lies and what it is keyed by cannot change what was trained
-        changes = changed_settings(checkpoint.get("hyper_parameters", {}), self.hparams, ignored=("gradient_cache",))
+        # both as typed settings, every default filled in: a checkpoint written before a setting existed keeps its default
+        saved_settings = with_defaults(checkpoint.get("hyper_parameters", {}))
+        changes = changed_settings(saved_settings, with_defaults(self.hparams), ignored=("gradient_cache",))
         if changes:
             raise CheckpointError(
                 "the checkpoint was trained with other settings than this run's:\n  " + "\n  ".join(changes)
@@ -391,13 +397,28 @@ class FineTuningModule(L.LightningModule):
     def export_adapter(self, out_dir: str | Path, run_dir: str | Path | None = None) -> Path:
         """The adapter and trained head (PEFT format; ``full``: the whole model); ``run_dir``: the
         run's folder (default: the trainer's), where the initial adapter lies."""
-        model_cfg = self.hparams.model
-        head, name = model_cfg.get("head", []), model_cfg["name_or_path"]
+        model = self.model_settings
         initial = initial_adapter_dir(run_dir) if run_dir is not None else self.initial_adapter_dir
-        return self.method.export(self.model, Path(out_dir), head, name, initial=initial)
+        return self.method.export(self.model, Path(out_dir), model.head, model.name_or_path, initial=initial)
 
 
 LoraSBModule = FineTuningModule  # its former name, for code that imports it
+
+
+def typed_settings(hparams: Mapping) -> tuple[ModelSettings, InitSettings, OptimSettings, GradientCacheSettings]:
+    """The module's ``model``, ``init``, ``optim`` and ``gradient_cache`` arguments as their settings."""
+    return (
+        settings_from(ModelSettings, hparams["model"], "model"),
+        settings_from(InitSettings, hparams["init"], "init"),
+        settings_from(OptimSettings, hparams["optim"], "optim"),
+        settings_from(GradientCacheSettings, hparams["gradient_cache"], "gradient_cache"),
+    )
+
+
+def with_defaults(hparams: Mapping) -> dict:
+    """``hparams`` with its typed settings groups as plain mappings, every default filled in."""
+    groups = dict(zip(("model", "init", "optim", "gradient_cache"), map(asdict, typed_settings(hparams))))
+    return {**hparams, **groups}
 
 
 def initial_adapter_dir(run_dir: str | Path) -> Path:

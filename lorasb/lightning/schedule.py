@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-SCHEDULES = ("linear", "cosine", "constant")
+from lorasb.settings.optim import SCHEDULES
 
 
 def warmup_steps(total_steps: int, warmup_ratio: float) -> int:

@@ -19,29 +19,7 @@ from torch import nn
 
 from lorasb.method.attach import adapters
 from lorasb.method.layer import LoraSBLinear
-
-
-@dataclass(frozen=True)
-class SVDConfig:
-    """How the truncated SVD is computed.
-
-    A layer whose smaller side is at most ``exact_max_dim`` gets an exact SVD; larger ones a
-    randomised SVD (Halko et al.) with ``oversample`` extra directions and ``niter`` power
-    iterations, seeded so that every process finds the same factors. On a 768×1536 sign matrix
-    (a flat spectrum, the hard case) the defaults keep ≥ 99.8% of the exact top-r energy for
-    r = 16 to 128 (2 iterations: 97%); a test holds them to 99.5%.
-
-    Same-shaped layers are decomposed together, stacked in batches of at most ``batch_bytes``
-    (float32), one batched call each, for fewer and larger kernels on a GPU (on 2 CPU cores
-    SmolLM2-135M's 210 layers at rank 16 took about as long either way: 2.5 s batched, 2.3 s one
-    by one).
-    """
-
-    niter: int = 10
-    oversample: int = 8
-    exact_max_dim: int = 512
-    seed: int = 42
-    batch_bytes: int = 2**30
+from lorasb.settings.svd import SVDConfig
 
 
 @dataclass(frozen=True)

@@ -26,33 +26,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from lorasb.settings.accumulator import ACCUMULATOR_DTYPES, AccumulatorOptions
+
 log = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in ACCUMULATOR_DTYPES}
 FORMS = ("sum", "sign")
-
-
-@dataclass(frozen=True)
-class AccumulatorOptions:
-    """How ΣG is accumulated (``init.accumulator_dtype``, ``init.offload``, ``init.layer_groups``)."""
-
-    dtype: str = "float32"
-    offload: bool = False
-    layer_groups: int = 1
-
-    def __post_init__(self):
-        if self.dtype not in DTYPES:
-            raise ValueError(f"accumulator dtype {self.dtype!r}: choose one of {', '.join(DTYPES)}")
-        if self.layer_groups < 1:
-            raise ValueError(f"layer_groups must be at least 1, got {self.layer_groups}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _greedy(sizes: Sequence[int], capacity: int, groups: int | None = None) -> list[list[int]]:

@@ -1,0 +1,58 @@
+"""What a setting's value may be: a predicate and its description, as the config check reports it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    """A value ``accepts`` takes (described by ``allowed``), or null where ``nullable``."""
+
+    allowed: str
+    accepts: Callable[[Any], bool]
+    nullable: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """``expected <allowed>`` when ``value`` is not allowed, else None."""
+        if value is None and self.nullable:
+            return None
+        if value is not None and self.accepts(value):
+            return None
+        return f"expected {self.allowed}{' or null' if self.nullable else ''}"
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def integer(minimum: int, nullable: bool = False) -> Check:
+    return Check(f"an integer ≥ {minimum}", lambda v: is_int(v) and v >= minimum, nullable)
+
+
+def positive(nullable: bool = False) -> Check:
+    return Check("a number > 0", lambda v: is_number(v) and v > 0, nullable)
+
+
+def non_negative(nullable: bool = False) -> Check:
+    return Check("a number ≥ 0", lambda v: is_number(v) and v >= 0, nullable)
+
+
+def fraction() -> Check:
+    """A probability or ratio in [0, 1)."""
+    return Check("a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1)
+
+
+def one_of(names: tuple[str, ...]) -> Check:
+    return Check(f"one of {', '.join(names)}", lambda v: v in names)
+
+
+def boolean() -> Check:
+    return Check("true or false", lambda v: isinstance(v, bool))
