@@ -111,7 +111,7 @@ def test_a_debug_option_shortens_the_run_and_beats_the_experiment(compose, optio
 def test_debug_fast_dev_run_trains_one_batch_for_real(tmp_path):
     started = time.monotonic()
     result = cli("experiment=quickstart", "debug=fast_dev_run", f"hydra.run.dir={tmp_path}", f"gradient_cache.dir={tmp_path / 'cache'}",
-                 "trainer.enable_progress_bar=false")  # fmt: skip
+                 "trainer.enable_progress_bar=false", timeout=900)  # fmt: skip  (seconds alone; minutes on a busy machine)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["parameters"]["trainable"] == 24 * 16**2 + (384 * 2 + 2) and 0 <= summary["final"]["val/accuracy"] <= 1
@@ -127,7 +127,7 @@ def test_tensorboard_and_mlflow_write_what_reads_back(tmp_path):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    result = cli(*QUICK, "logger=[tensorboard,mlflow]", f"hydra.run.dir={tmp_path}", f"gradient_cache.dir={tmp_path / 'cache'}")
+    result = cli(*QUICK, "logger=[tensorboard,mlflow]", f"hydra.run.dir={tmp_path}", f"gradient_cache.dir={tmp_path / 'cache'}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "metrics.json").read_text())
 
