@@ -160,7 +160,7 @@ def test_the_optuna_search_composes_and_follows_the_monitor(task, direction):
 def test_a_two_trial_optuna_search_runs_offline_and_returns_the_metric(tmp_path):
     sweep = tmp_path / "sweep"
     result = cli(*QUICK, "hparams_search=optuna", "hydra.sweeper.n_trials=2", "validate_before=false",
-                 f"hydra.sweep.dir={sweep}", f"gradient_cache.dir={tmp_path / 'cache'}", timeout=900)  # fmt: skip
+                 f"hydra.sweep.dir={sweep}", f"gradient_cache.dir={tmp_path / 'cache'}", timeout=1800)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     trials = sorted(path for path in sweep.iterdir() if (path / "metrics.json").is_file())
     assert len(trials) == 2
