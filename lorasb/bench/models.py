@@ -39,14 +39,14 @@ def _compose(config_name: str):
 
 def resolve(model: str, targets: list[str] | None = None) -> ModelSpec:
     """``model``: an option of conf/model (``minilm``, ``smollm2`` for smollm2_135m, ...) or a
-    local folder, whose kind and default targets come from its family in conf/family."""
+    local folder, whose kind and default targets come from its family in conf/family/model."""
     name = ALIASES.get(model, model)
     if name in group_options("model"):
         config = _compose(f"model/{name}").model
     elif Path(model).is_dir():
         architectures = AutoConfig.from_pretrained(model).architectures or []
         kind = "causal_lm" if any(a.endswith("ForCausalLM") for a in architectures) else "encoder"
-        config = {**_compose(f"family/{kind}").family, "name_or_path": model}
+        config = {**_compose(f"family/model/{kind}").family.model, "name_or_path": model}
     else:
         options = ", ".join([*ALIASES, *group_options("model")])
         raise SystemExit(f"unknown model {model!r}: give a local folder or one of: {options}")

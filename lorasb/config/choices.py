@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+MODEL_FAMILIES = "family/model"  # what models of one kind share; not an option of any group (task families: family/task)
 
 
 def group_options(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
@@ -33,14 +34,15 @@ def check_group_choices(overrides: Iterable[str], conf_dir: Path = CONF_DIR) -> 
 
 
 def model_kind(name: str, conf_dir: Path = CONF_DIR) -> str | None:
-    """The ``kind`` of a model option: its own, else that of the family config it pulls in."""
+    """The ``kind`` of a model option: its own, else that of the model family it pulls in
+    (``/family/model/<family>@_here_``, conf/family/model/<family>.yaml)."""
     config = OmegaConf.load(conf_dir / "model" / f"{name}.yaml")
     if "kind" in config:
         return config.kind
     for entry in config.get("defaults", []):
-        if isinstance(entry, str) and entry.startswith("/family/"):
-            family = entry.removeprefix("/family/").split("@")[0]
-            return OmegaConf.load(conf_dir / "family" / f"{family}.yaml").get("kind")
+        if isinstance(entry, str) and entry.startswith(f"/{MODEL_FAMILIES}/"):
+            family = entry.removeprefix(f"/{MODEL_FAMILIES}/").split("@")[0]
+            return OmegaConf.load(conf_dir / MODEL_FAMILIES / f"{family}.yaml").get("kind")
     return None
 
 
