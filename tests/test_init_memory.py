@@ -182,7 +182,7 @@ def test_a_weight_no_linear_layer_holds_is_named():
 
 @pytest.mark.parametrize("groups", [1, 3])
 def test_each_group_goes_to_on_group_once_final_and_lora_sb_decomposes_it_keeping_nothing(groups):
-    """Every group is handed over before the next group's pass starts, and LoRA-SB's ``prepare``
+    """Every group is handed over before the next group's pass starts, and LoRA-SB's ``digest_group``
     keeps none of it: its signs are freed at once, the factors wait in the memo, and the
     initialisation then needs no signs and gives the adapters an initialisation from all signs gives."""
     batches = llama_batches(count=2)

@@ -38,3 +38,16 @@ def test_a_sharding_strategy_is_refused_for_a_method_initialised_in_fit(module, 
 
     monkeypatch.setattr(module, "method", build_method("full", 4))
     module._refuse_sharding_strategy()  # full fine-tuning has nothing to write after sharding
+
+
+def test_a_checkpoint_naming_the_initialised_flag_sb_initialized_still_loads(module):
+    """Checkpoints written while the flag was called ``sb_initialized`` resume as initialised."""
+    import torch
+
+    saved = {key: value for key, value in module.state_dict().items() if key in module.trained_keys()}
+    saved["sb_initialized"] = torch.tensor(True)
+    checkpoint = {"hyper_parameters": dict(module.hparams), "state_dict": saved}
+    module.on_load_checkpoint(checkpoint)
+    assert "sb_initialized" not in checkpoint["state_dict"]
+    module.load_state_dict(checkpoint["state_dict"])
+    assert bool(module.initialized)
