@@ -20,12 +20,13 @@ import hydra
 from omegaconf import DictConfig
 
 from lorasb.lightning.checkpoints import UnsafeCheckpointError, refusing_unsafe
-from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers
+from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers, register_settings
 
 if TYPE_CHECKING:  # transformers loads only once an evaluation starts, so --help is quick
     from transformers import PreTrainedModel
 
 register_resolvers()
+register_settings()
 log = logging.getLogger(__name__)
 
 

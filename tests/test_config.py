@@ -143,9 +143,10 @@ def test_a_task_refuses_the_wrong_kind_of_model(compose):
 def test_evaluate_config_composes(tmp_path):
     import hydra
 
-    from lorasb.config import register_resolvers
+    from lorasb.config import register_resolvers, register_settings
 
     register_resolvers()
+    register_settings()
     with hydra.initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra.compose("evaluate", overrides=[f"run_dir={tmp_path}", "eval.sets=[piqa,siqa]", "eval.limit=50", "model=llama3_1_8b"])
     assert list(cfg.eval.sets) == ["piqa", "siqa"] and cfg.eval.limit == 50

@@ -33,7 +33,7 @@ BAD_VALUES = {
     "data.train_limit=0": "data.train_limit=0: expected an integer ≥ 1 or null",
     "data.val_limit=-5": "data.val_limit=-5: expected an integer ≥ 1 or null",
     "data.max_length=0": "data.max_length=0: expected an integer ≥ 1",
-    "data.batch_size=null": "data.batch_size=null: expected an integer ≥ 1",
+    "data.batch_size=0": "data.batch_size=0: expected an integer ≥ 1",
     "data.dir=/no/such/folder": "data.dir=/no/such/folder: expected an existing folder or null",
     "ckpt_path=/no/such.ckpt": "ckpt_path=/no/such.ckpt: expected an existing file or null",
     "validate_before=maybe": "validate_before=maybe: expected true or false",
@@ -96,9 +96,10 @@ def test_shipped_and_unknown_keys_pass(compose, overrides, tmp_path):
 def test_the_evaluation_config_is_checked_too(tmp_path):
     import hydra
 
-    from lorasb.config import register_resolvers
+    from lorasb.config import register_resolvers, register_settings
 
     register_resolvers()
+    register_settings()
     overrides = [f"run_dir={tmp_path}", "checkpoint=/no/such.ckpt", "adapter=/no/such/adapter", "eval.limit=0", "eval.max_new_tokens=0"]
     with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         assert config_problems(hydra.compose("evaluate")) == []

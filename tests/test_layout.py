@@ -4,7 +4,7 @@
           ↗        ↖
     method   models                 plain PyTorch / Hugging Face loading (method: settings only)
       ↑        ↑
-      │      data                   data modules, prompts (models: tokenizers, cache)
+      │      data                   data modules, prompts (models: tokenizers, cache; settings: their defaults)
       │        ↑
     lightning  eval    config       Lightning modules · evaluation sets, generation, grading · Hydra
       ↑        ↑        ↑           (config reads the typed settings, and the schedule names of lightning)
@@ -29,7 +29,7 @@ ALLOWED = {
     "settings": set(),
     "method": {"settings"},
     "models": set(),
-    "data": {"models"},
+    "data": {"models", "settings"},
     "eval": {"data", "models", "settings"},
     "lightning": {"method", "data", "models", "settings"},
     "config": {"models", "lightning", "settings"},

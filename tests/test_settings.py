@@ -3,6 +3,7 @@ setting with a default of its own, the YAML restates no default, Hydra refuses a
 
 import ast
 import dataclasses
+import inspect
 import os
 import subprocess
 import sys
@@ -10,14 +11,18 @@ import types
 import typing
 from pathlib import Path
 
+import hydra
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from lorasb.config import config_problems, group_options
+from lorasb.config import config_problems, group_options, register_resolvers, register_settings
 from lorasb.config.choices import model_kind
 from lorasb.settings.accumulator import AccumulatorOptions
 from lorasb.settings.convert import SettingsError, settings_from
+from lorasb.settings.data import DataSettings, InstructionDataSettings
+from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
+from lorasb.settings.fields import default
 from lorasb.settings.gradient_cache import GradientCacheSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.model import ModelSettings
@@ -88,6 +93,42 @@ def test_every_config_builds_the_typed_settings(compose, overrides):
         assert set(module[key]) == {field.name for field in dataclasses.fields(cls)}, f"{key}: keys missing from the config"
         assert dataclasses.asdict(settings) == module[key]
         assert type_problems(settings, key) == []
+
+
+def compose_evaluate(*overrides):
+    """conf/evaluate.yaml composed as ``python -m lorasb.evaluate`` does."""
+    register_resolvers()
+    register_settings()
+    with hydra.initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra.compose("evaluate", overrides=["run_dir=/tmp/unused", *overrides])
+
+
+@pytest.mark.parametrize("overrides", CONFIGS, ids=" ".join)
+def test_every_config_builds_the_data_and_eval_settings(compose, overrides):
+    """The instruction tasks' data hold rows out (val_size) and their eval runs after training;
+    the GLUE tasks' have neither, nor an eval block."""
+    values = OmegaConf.to_container(compose(*overrides), resolve=True)
+    instruction = values["task"]["model_kind"] == "causal_lm"
+    classes = {"data": InstructionDataSettings, "eval": EvalAfterFitSettings} if instruction else {"data": DataSettings}
+    assert "eval" in values if instruction else "eval" not in values
+    target = values["data"].pop("_target_")  # the class Hydra builds, no setting
+    assert target == ("lorasb.data.InstructionDataModule" if instruction else "lorasb.data.GlueDataModule")
+    for key, cls in classes.items():
+        settings = settings_from(cls, values[key], key)  # an unknown key raises
+        assert dataclasses.asdict(settings) == values[key], f"{key}: keys missing from the config"
+        assert type_problems(settings, key) == []
+
+
+def test_the_evaluation_config_builds_the_eval_settings():
+    values = OmegaConf.to_container(compose_evaluate().eval, resolve=True)
+    assert dataclasses.asdict(settings_from(EvalSettings, values, "eval")) == values == dataclasses.asdict(EvalSettings())
+
+
+def test_only_the_instruction_tasks_hold_rows_out(compose):
+    assert "val_size" not in compose("task=glue/mrpc").data
+    with pytest.raises(ConfigCompositionException):
+        compose("task=glue/mrpc", "data.val_size=10")
+    assert compose("task=metamath", "model=smollm2_135m").data.val_size == default(InstructionDataSettings, "val_size")
 
 
 def test_an_unknown_key_names_itself_and_the_known_ones():
@@ -166,8 +207,30 @@ def test_the_scan_finds_a_planted_default(tmp_path):
         '    scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # not a setting\n'
         '    lr = getattr(self.optim_settings, "lr", 1e-3)\n'
         '    dtype = init.get("accumulator_dtype")  # no default of its own\n'
+        '    length = cfg.data.get("max_length", 128)\n'
+        '    limit = self.hparams["eval"].get("limit", None)\n'
     )
-    assert [line.split(": ", 1)[0] for line in own_defaults(planted)] == [f"{planted}:{n}" for n in (2, 3, 4, 7)]
+    assert [line.split(": ", 1)[0] for line in own_defaults(planted)] == [f"{planted}:{n}" for n in (2, 3, 4, 7, 9, 10)]
+
+
+def shared_defaults(function, cls: type) -> dict:
+    """The keyword defaults of ``function``'s parameters that are settings of ``cls``."""
+    names = {field.name for field in dataclasses.fields(cls)}
+    return {name: p.default for name, p in inspect.signature(function).parameters.items() if name in names and p.default is not p.empty}
+
+
+def test_the_code_taking_settings_as_arguments_defaults_to_the_settings():
+    """The data modules and evaluate_sets, built by hand (tests, notebooks), default as the configs do."""
+    from lorasb.data.base import TextDataModule  # GlueDataModule's and InstructionDataModule's keywords
+    from lorasb.data.instruction import InstructionDataModule
+    from lorasb.eval import evaluate_sets
+
+    for function, cls in ((TextDataModule.__init__, DataSettings), (InstructionDataModule.__init__, InstructionDataSettings), (evaluate_sets, EvalSettings)):
+        shared = shared_defaults(function, cls)
+        assert shared == {name: default(cls, name) for name in shared}, function.__qualname__
+    assert set(shared_defaults(TextDataModule.__init__, DataSettings)) == set(defaults_of(DataSettings))
+    assert shared_defaults(InstructionDataModule.__init__, InstructionDataSettings) == {"val_size": 200}
+    assert set(shared_defaults(evaluate_sets, EvalSettings)) == set(defaults_of(EvalSettings)) - {"sets"}
 
 
 # --- (c) one default per setting: the code's are the configs' ---------------------------------
@@ -195,16 +258,26 @@ def _leaves(node, prefix=""):
             yield f"{prefix}{key}", value
 
 
-@pytest.mark.parametrize("path", [REPO / "conf" / "train.yaml", *sorted((REPO / "conf" / "family").glob("*.yaml"))], ids=lambda p: p.name)
+def defaults_of(cls: type) -> dict:
+    """The settings of ``cls`` that have a default, with it."""
+    required = [f.name for f in dataclasses.fields(cls) if f.default is f.default_factory is dataclasses.MISSING]
+    return {f.name: default(cls, f.name) for f in dataclasses.fields(cls) if f.name not in required}
+
+
+WRITTEN_CONFIGS = [REPO / "conf" / "train.yaml", REPO / "conf" / "evaluate.yaml", *sorted((REPO / "conf" / "family").rglob("*.yaml"))]
+
+
+@pytest.mark.parametrize("path", WRITTEN_CONFIGS, ids=lambda p: str(p.relative_to(REPO / "conf")))
 def test_the_configs_restate_no_default(path):
-    """conf/train.yaml and the families set values; the defaults are the dataclasses'."""
+    """conf/train.yaml, conf/evaluate.yaml and the families set values; the defaults are the dataclasses'."""
     written = OmegaConf.to_container(OmegaConf.load(path))
-    defaults = {key: dataclasses.asdict(cls(lr=0.0) if cls is OptimSettings else cls()) for key, cls in BLOCKS.items() if key != "model"}
+    blocks = {"init": InitSettings, "optim": OptimSettings, "gradient_cache": GradientCacheSettings, "data": InstructionDataSettings, "eval": EvalAfterFitSettings}
+    defaults = {key: defaults_of(cls) for key, cls in blocks.items()}
     restated = [
         f"{block}.{key}: {value!r}"
-        for block, default in defaults.items()
+        for block, block_defaults in defaults.items()
         for key, value in _leaves(written.get(block) or {})
-        if key in dict(_leaves(default)) and dict(_leaves(default))[key] == value
+        if key in dict(_leaves(block_defaults)) and dict(_leaves(block_defaults))[key] == value
     ]
     assert not restated, f"{path.name} restates these defaults of lorasb/settings: {restated}"
 
@@ -216,11 +289,27 @@ def test_the_configs_restate_no_default(path):
     "override", ["optim.warmup_ratio=abc", "init.layer_groups=1.5", "init.batch_size=x", "init.offload=maybe", "init.svd.niter=many"]
 )
 def test_a_wrong_type_is_refused_as_the_config_composes(compose, override):
+    assert_refused(lambda: compose(override), override)
+
+
+def assert_refused(composing, override):
     with pytest.raises(ConfigCompositionException) as caught:
-        compose(override)
+        composing()
     message = f"{caught.value} {caught.value.__cause__}"
     assert f"Error merging override {override}" in message
     assert f"full_key: {override.split('=')[0]}" in message
+
+
+@pytest.mark.parametrize(
+    "task, override",
+    [("glue/mrpc", "data.max_length=long"), ("glue/mrpc", "data.batch_size=null"), ("metamath", "data.max_length=1.5"), ("metamath", "data.val_size=some"), ("metamath", "eval.limit=x")],
+)
+def test_a_wrong_type_of_data_or_eval_is_refused(compose, task, override):
+    assert_refused(lambda: compose(f"task={task}", f"model={fitting_model(task)}", override), override)
+
+
+def test_the_evaluation_refuses_a_wrong_type():
+    assert_refused(lambda: compose_evaluate("eval.limit=few"), "eval.limit=few")
 
 
 def test_the_command_line_refuses_a_wrong_type_before_torch_loads():

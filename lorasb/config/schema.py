@@ -1,23 +1,23 @@
 """Types and ranges of the training and evaluation configs' values, checked before anything heavy loads.
 
 Each rule names a key and what it allows; every violation is reported at once, by key. The rules
-of the typed settings (``optim``, ``init``) are their dataclasses' checks (:mod:`lorasb.settings`),
-and a key those blocks do not have is reported too. Other keys no rule names pass unchecked (a
-method or an experiment may add its own), and a key a config does not have (``data.val_size``
-outside the instruction tasks) is skipped.
+of the typed settings (``optim``, ``init``, ``data``, ``eval``) are their dataclasses' checks
+(:mod:`lorasb.settings`), and a key ``optim`` or ``init`` does not have is reported too. Other keys
+no rule names pass unchecked (a method or an experiment may add its own), and a key a config does
+not have (``data.val_size`` outside the instruction tasks) is skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lorasb.settings.checks import Check, boolean, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.evaluation import GRADING_MODES
+from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
+from lorasb.settings.data import InstructionDataSettings
+from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.init import InitSettings
 from lorasb.settings.optim import OptimSettings
@@ -45,12 +45,6 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def existing(kind: str) -> Check:
-    """A path to an existing ``file`` or ``folder`` (null allowed: the key is optional)."""
-    exists = Path.is_file if kind == "file" else Path.is_dir
-    return Check(f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
-
-
 def settings_rules(cls: type, prefix: str) -> Iterator[Rule]:
     """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`)."""
     for key, field in walk(cls, prefix):
@@ -71,24 +65,14 @@ RULES: tuple[Rule, ...] = (
     Rule("method.alpha", positive(nullable=True)),
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
-    Rule("data.dir", existing("folder")),
-    Rule("data.max_length", integer(1)),
-    Rule("data.batch_size", integer(1)),
-    Rule("data.eval_batch_size", integer(1, nullable=True)),
-    Rule("data.num_workers", integer(0)),
-    Rule("data.train_limit", integer(1, nullable=True)),
-    Rule("data.val_limit", integer(1, nullable=True)),
-    Rule("data.val_size", integer(0)),
+    *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
     Rule("trainer.accumulate_grad_batches", integer(1)),
     Rule("trainer.log_every_n_steps", integer(1)),
     Rule("trainer.gradient_clip_val", non_negative(nullable=True)),
     Rule("task.mode", one_of(("min", "max"))),
-    Rule("eval.limit", integer(1, nullable=True)),
-    Rule("eval.batch_size", integer(1)),
-    Rule("eval.max_new_tokens", integer(1, nullable=True)),
-    Rule("eval.grading", one_of(GRADING_MODES)),
+    *settings_rules(EvalAfterFitSettings, "eval"),  # conf/evaluate.yaml's lacks after_fit: skipped
 )
 
 

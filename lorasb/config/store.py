@@ -1,25 +1,48 @@
-"""The typed settings as Hydra structured configs: conf/train.yaml's defaults list starts with them,
-so the ``optim``, ``init`` and ``gradient_cache`` blocks take their defaults and types from
-:mod:`lorasb.settings`, and Hydra refuses an override of the wrong type, naming its key."""
+"""The typed settings as Hydra structured configs: conf/train.yaml's defaults list starts with them
+(and the task families' and conf/evaluate.yaml's with ``data`` and ``eval``), so those blocks take
+their defaults and types from :mod:`lorasb.settings`, and Hydra refuses an override of the wrong
+type, naming its key."""
 
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
+from lorasb.settings.data import DataSettings, InstructionDataSettings
+from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.gradient_cache import GradientCacheSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.optim import OptimSettings
 
 GROUP = "settings"
-SETTINGS = {"optim": OptimSettings, "init": InitSettings, "gradient_cache": GradientCacheSettings}
+SETTINGS = {
+    "optim": OptimSettings,
+    "init": InitSettings,
+    "gradient_cache": GradientCacheSettings,
+    "data": DataSettings,
+    "instruction_data": InstructionDataSettings,
+    "eval": EvalSettings,
+    "eval_after_fit": EvalAfterFitSettings,
+}
+INSTANTIATED = ("data", "instruction_data")  # blocks Hydra instantiates: they also name their class
 
 
 def register_settings() -> None:
-    """Store each settings dataclass as ``settings/<block>`` (conf/train.yaml: ``settings@<block>: <block>``)."""
+    """Store each settings dataclass as ``settings/<name>`` (conf/train.yaml: ``settings@<block>: <name>``)."""
     store = ConfigStore.instance()
     for name, cls in SETTINGS.items():
-        store.store(group=GROUP, name=name, node=_writable(OmegaConf.structured(cls)))
+        node = _writable(OmegaConf.structured(cls))
+        if name in INSTANTIATED:
+            _with_target(node)
+        store.store(group=GROUP, name=name, node=node)
+
+
+def _with_target(node: DictConfig) -> DictConfig:
+    """``node`` with a mandatory ``_target_``, the class the config names and Hydra's ``instantiate``
+    builds, which is no setting: a structured config takes no key its dataclass lacks."""
+    with open_dict(node):
+        node._target_ = MISSING
+    return node
 
 
 def _writable(node: DictConfig) -> DictConfig:

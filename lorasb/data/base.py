@@ -14,6 +14,8 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from lorasb.data.resumable import ResumableLoader
 from lorasb.models import cache_dir, load_tokenizer
+from lorasb.settings.data import DataSettings
+from lorasb.settings.fields import default
 
 Encode = Callable[[dict[str, list[Any]]], dict[str, list[Any]]]
 
@@ -32,20 +34,21 @@ class TextDataModule(L.LightningDataModule):
         train_limit, val_limit: keep only the first N rows of each split (quick runs).
         seed: seed of the ``init_dataloader`` subsets.
 
+    The defaults are the ``data`` settings' (:class:`lorasb.settings.data.DataSettings`).
     Subclasses implement ``setup`` so that ``setup("fit")`` sets ``train_dataset``.
     """
 
     def __init__(
         self,
         tokenizer: str | os.PathLike | PreTrainedTokenizerBase,
-        dir: str | os.PathLike | None = None,
-        max_length: int = 128,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        train_limit: int | None = None,
-        val_limit: int | None = None,
-        seed: int = 42,
+        dir: str | os.PathLike | None = default(DataSettings, "dir"),
+        max_length: int = default(DataSettings, "max_length"),
+        batch_size: int = default(DataSettings, "batch_size"),
+        eval_batch_size: int | None = default(DataSettings, "eval_batch_size"),
+        num_workers: int = default(DataSettings, "num_workers"),
+        train_limit: int | None = default(DataSettings, "train_limit"),
+        val_limit: int | None = default(DataSettings, "val_limit"),
+        seed: int = default(DataSettings, "seed"),
     ):
         super().__init__()
         if isinstance(tokenizer, (str, os.PathLike)):

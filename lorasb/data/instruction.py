@@ -20,6 +20,8 @@ from lorasb.data.prompts import alpaca_prompt
 
 from lorasb.data.base import TextDataModule
 from lorasb.data.sources import JsonSource
+from lorasb.settings.data import InstructionDataSettings
+from lorasb.settings.fields import default
 
 IGNORE_INDEX = -100
 log = logging.getLogger(__name__)
@@ -156,7 +158,7 @@ class InstructionDataModule(TextDataModule):
         **kwargs: ``TextDataModule`` arguments (``val_limit`` caps the held-out rows further).
     """
 
-    def __init__(self, task: str, val_size: int = 200, **kwargs: Any):
+    def __init__(self, task: str, val_size: int = default(InstructionDataSettings, "val_size"), **kwargs: Any):
         super().__init__(**kwargs)
         self.spec = instruction_set(task)
         self.val_size = val_size

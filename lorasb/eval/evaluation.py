@@ -15,7 +15,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from lorasb.data.prompts import STOP_STRINGS
 from lorasb.eval.sets import eval_set
 from lorasb.eval.generation import generate
-from lorasb.settings.evaluation import GRADING_MODES
+from lorasb.settings.evaluation import GRADING_MODES, EvalSettings
+from lorasb.settings.fields import default
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,10 @@ def evaluate_sets(
     names: Sequence[str],
     data_dir: str | Path | None,
     out_dir: str | Path,
-    limit: int | None = None,
-    batch_size: int = 8,
-    max_new_tokens: int | None = None,
-    grading: str = "reference",
+    limit: int | None = default(EvalSettings, "limit"),
+    batch_size: int = default(EvalSettings, "batch_size"),
+    max_new_tokens: int | None = default(EvalSettings, "max_new_tokens"),
+    grading: str = default(EvalSettings, "grading"),
     scored: Mapping[str, str | None] | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:

@@ -1,4 +1,4 @@
-"""Typed settings: every key of the ``optim``, ``init``, ``gradient_cache`` and ``model`` config
+"""Typed settings: every key of the ``optim``, ``init``, ``gradient_cache``, ``model``, ``data`` and ``eval`` config
 blocks with its type, default, allowed values and help, in one place.
 
 The Hydra configs take their defaults and types from these dataclasses

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -56,3 +57,14 @@ def one_of(names: tuple[str, ...]) -> Check:
 
 def boolean() -> Check:
     return Check("true or false", lambda v: isinstance(v, bool))
+
+
+def existing(kind: str) -> Check:
+    """A path to an existing ``file`` or ``folder`` (null allowed: the key is optional)."""
+    exists = Path.is_file if kind == "file" else Path.is_dir
+    return Check(f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
+
+
+def names() -> Check:
+    """A non-empty list of names."""
+    return Check("a non-empty list of names", lambda v: isinstance(v, list) and bool(v) and all(isinstance(n, str) for n in v))

@@ -25,6 +25,12 @@ def nested(cls: type, help: str) -> Any:
     return dataclasses.field(default_factory=cls, metadata={"help": help, "check": None})
 
 
+def default(cls: type, name: str) -> Any:
+    """The default of setting ``name`` of ``cls``: what code taking the setting as an argument defaults to."""
+    field = next(field for field in dataclasses.fields(cls) if field.name == name)
+    return field.default_factory() if field.default_factory is not _NO_DEFAULT else field.default
+
+
 def walk(cls: type, prefix: str) -> Iterator[tuple[str, dataclasses.Field]]:
     """Every setting of ``cls`` as (``prefix.name``, field), nested groups' settings in place of the group."""
     for field in dataclasses.fields(cls):
