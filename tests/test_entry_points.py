@@ -103,7 +103,10 @@ def test_export_help_lists_its_options():
 
 @pytest.mark.slow  # a subprocess
 def test_report_help_says_what_it_reads():
-    assert help_of("lorasb.report") == "usage: python -m lorasb.report <multirun or runs folder>\n"
+    text = help_of("lorasb.report")
+    assert text.startswith("usage: python -m lorasb.report [-h] [--out OUT] [--compare COMPARE]")
+    for option in ("folders", "--against AGAINST", "--confidence CONFIDENCE"):
+        assert option in text
 
 
 @pytest.mark.slow  # a subprocess
