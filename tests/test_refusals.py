@@ -7,7 +7,7 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 
 from helpers.tiny_models import BERT_TARGETS, tiny_bert
 from helpers.unsafe_checkpoint import crafted_checkpoint
@@ -42,9 +42,6 @@ def fsdp_trainer() -> L.Trainer:
 
 
 def deepspeed_trainer() -> L.Trainer:
-    pytest.importorskip("deepspeed", reason="DeepSpeedStrategy cannot be built without the deepspeed package")
-    from lightning.pytorch.strategies import DeepSpeedStrategy
-
     return L.Trainer(accelerator="cpu", devices=1, strategy=DeepSpeedStrategy(stage=2), max_epochs=1, logger=False, enable_progress_bar=False)
 
 
