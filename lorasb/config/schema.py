@@ -20,6 +20,8 @@ from lorasb.settings.data import InstructionDataSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.init import InitSettings
+from lorasb.settings.model import ModelSettings
+from lorasb.settings.model import quantization_problem
 from lorasb.settings.optim import OptimSettings
 
 _ABSENT = object()
@@ -65,6 +67,7 @@ RULES: tuple[Rule, ...] = (
     Rule("method.alpha", positive(nullable=True)),
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
+    *settings_rules(ModelSettings, "model"),
     *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
@@ -90,6 +93,13 @@ def _too_few_rows(values: dict[str, Any]) -> str | None:
         return None
     kept = f"data.train_limit={limit}" + (f" less data.val_size={held_out}" if held_out else "")
     return f"init.num_samples={samples}: expected at most the {limit - held_out} training rows kept ({kept})"
+
+
+def _quantization_problem(cfg: DictConfig) -> str | None:
+    """A method that writes W0 on a quantized base, a quantized encoder, or bitsandbytes missing."""
+    method, kind, model_kind = (_value(cfg, key) for key in ("method.name", "model.quantization", "model.kind"))
+    absent = lambda value: None if value is _ABSENT else value  # noqa: E731
+    return quantization_problem(absent(method), absent(kind), absent(model_kind))
 
 
 SETTINGS_BLOCKS = {"optim": OptimSettings, "init": InitSettings}
@@ -128,6 +138,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
         if problem:
             problems.append(problem)
     if not problems and (problem := _too_few_rows(values)):
+        problems.append(problem)
+    if not problems and (problem := _quantization_problem(cfg)):
         problems.append(problem)
     return problems
 

@@ -12,10 +12,12 @@ from lorasb.settings.data import DataSettings, InstructionDataSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.gradient_cache import GradientCacheSettings
 from lorasb.settings.init import InitSettings
+from lorasb.settings.model import ModelSettings
 from lorasb.settings.optim import OptimSettings
 
 GROUP = "settings"
 SETTINGS = {
+    "model": ModelSettings,
     "optim": OptimSettings,
     "init": InitSettings,
     "gradient_cache": GradientCacheSettings,

@@ -7,6 +7,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from lorasb.models import load_causal_lm
+from lorasb.models.quantization import bnb_config, prepare_for_training
 from lorasb.lightning.module import FineTuningModule
 
 
@@ -31,7 +32,10 @@ class CausalLMModule(FineTuningModule):
 
     def build_model(self) -> nn.Module:
         settings = self.model_settings
-        model = load_causal_lm(settings.name_or_path, settings.dtype)
+        quantized = settings.quantization is not None
+        model = load_causal_lm(settings.name_or_path, settings.dtype, bnb_config(settings) if quantized else None)
+        if quantized:
+            prepare_for_training(model, self.gradient_checkpointing)
         if self.gradient_checkpointing:
             # transformers ≥ 5 names it activation checkpointing; older releases only know the old name
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable

@@ -31,6 +31,7 @@ from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.memory import fit_budget, memory_budget
 from lorasb.method.base import Method
 from lorasb.method.registry import build_method
+from lorasb.settings.model import quantization_problem
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.gradient_key import gradient_cache
 from lorasb.lightning.lr_search import SearchResult, search_lr
@@ -71,6 +72,9 @@ class FineTuningModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model_settings, self.init_settings, self.optim_settings, self.cache_settings = typed_settings(self.hparams)
+        problem = quantization_problem(method["name"], self.model_settings.quantization, self.model_settings.kind)
+        if problem:
+            raise ValueError(problem)
         options = {k: v for k, v in method.items() if k not in ("name", "lr")}
         self.method = build_method(method["name"], rank, options, self.init_settings.svd)
         self.model = self.method.attach(self.build_model().train(), self.model_settings.target_modules, self.model_settings.head)

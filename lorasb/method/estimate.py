@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from lorasb.method.attach import adapters, bypassing_empty_adapters
 from lorasb.method.memory import DTYPES, FORMS, AccumulatorOptions, group_names
+from lorasb.method.quantized import compute_dtype, weight_shape
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
@@ -221,8 +222,8 @@ class _Sums:
         pinned = options.offload and torch.cuda.is_available()
         self.sums = {
             name: torch.zeros(
-                w.shape,
-                dtype=_accumulator_dtype(_compute_dtype(w), options.dtype),
+                weight_shape(w),
+                dtype=_accumulator_dtype(compute_dtype(w), options.dtype),
                 device="cpu" if options.offload else w.device,
                 pin_memory=pinned,
             )
@@ -261,11 +262,6 @@ class _Sums:
             event.synchronize()
             self.sums[name].add_(copied, alpha=alpha)
             self._copy = None
-
-
-def _compute_dtype(weight: torch.Tensor) -> torch.dtype:
-    """The dtype a layer computes in: its weight's, or float32 for a weight stored as integers (quantized)."""
-    return weight.dtype if weight.dtype.is_floating_point else torch.float32
 
 
 def _accumulator_dtype(weight_dtype: torch.dtype, name: str) -> torch.dtype:
@@ -310,4 +306,4 @@ def estimate_update(
         raise ValueError("no batches to estimate the update from; give at least one batch")
     weights = _lora_sb_weights(model)
     signs = accumulate_gradients(model, batches, weights, progress, loss_scale, "sign", options, reduce)
-    return {name: sign.to(torch.promote_types(weights[name].dtype, torch.float32)).mul_(-lr) for name, sign in signs.items()}
+    return {name: sign.to(torch.promote_types(compute_dtype(weights[name]), torch.float32)).mul_(-lr) for name, sign in signs.items()}

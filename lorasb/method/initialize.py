@@ -19,6 +19,7 @@ from torch import nn
 
 from lorasb.method.attach import adapters
 from lorasb.method.layer import LoraSBLinear
+from lorasb.method.quantized import weight_shape
 from lorasb.settings.svd import SVDConfig
 
 
@@ -82,8 +83,8 @@ def initialize(
     stats = {}
     for name, layer in layers.items():
         delta = updates[name]
-        if delta.shape != layer.base.weight.shape:
-            raise ValueError(f"update for {name!r} has shape {tuple(delta.shape)}, the layer {tuple(layer.base.weight.shape)}")
+        if delta.shape != weight_shape(layer.base.weight):
+            raise ValueError(f"update for {name!r} has shape {tuple(delta.shape)}, the layer {tuple(weight_shape(layer.base.weight))}")
         delta = delta.to(layer.lora_R.device)
         U, S, Vh = truncated_svd(delta, layer.rank, svd)
         write_factors(layer, U, S, Vh)

@@ -13,6 +13,8 @@ applied through the rank-r path (x → A → R → B), so B·R·A is never forme
 R is held in float32 when the base is float16 or bfloat16: an Adam update far below the
 half-precision spacing of R's entries would otherwise round away. The rank-r activation is
 cast to R's dtype and back, so the base path and its activations stay in their precision.
+Beside a quantized W0 (:mod:`lorasb.method.quantized`) A, B and R are float32, the input is
+cast to their dtype and the rank-r output to the base layer's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lorasb.method.quantized import compute_dtype, float_linear, float_weight
 
 
 def trained_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -44,10 +48,11 @@ class LoraSBLinear(nn.Module):
         self.rank = rank
         self.alpha = float(rank if alpha is None else alpha)
         self.scaling = self.alpha / rank
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        dtype = compute_dtype(base.weight)
+        factory = {"device": base.weight.device, "dtype": dtype}
         self.lora_A = nn.Parameter(torch.zeros(rank, base.in_features, **factory), requires_grad=False)
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **factory), requires_grad=False)
-        self.lora_R = nn.Parameter(torch.zeros(rank, rank, device=base.weight.device, dtype=trained_dtype(base.weight.dtype)))
+        self.lora_R = nn.Parameter(torch.zeros(rank, rank, device=base.weight.device, dtype=trained_dtype(dtype)))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.bypassed = False  # run the base layer alone (see lorasb.method.attach.bypassing_empty_adapters)
 
@@ -67,10 +72,11 @@ class LoraSBLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bypassed:
             return self.base(x)
-        projected = F.linear(self.dropout(x), self.lora_A)
+        projected = F.linear(self.dropout(x).to(self.lora_A.dtype), self.lora_A)
         core = F.linear(projected.to(self.lora_R.dtype), self.lora_R).to(projected.dtype)
         low_rank = F.linear(core, self.lora_B)
-        return torch.add(self.base(x), low_rank, alpha=self.scaling)  # no separate s·low_rank tensor
+        base = self.base(x)
+        return torch.add(base, low_rank.to(base.dtype), alpha=self.scaling)  # no separate s·low_rank tensor
 
     def delta_weight(self) -> torch.Tensor:
         """s·B·R·A, the out×in change this adapter makes to W0, in the dtype of B and A.
@@ -83,21 +89,12 @@ class LoraSBLinear(nn.Module):
         product = self.lora_B.to(dtype) @ self.lora_R @ self.lora_A.to(dtype)
         return (self.scaling * product).to(self.lora_B.dtype)
 
+    @torch.no_grad()
     def merged(self) -> nn.Linear:
-        """A plain ``nn.Linear`` with weight W0 + s·B·R·A and the base bias."""
-        layer = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.base.bias is not None,
-            device=self.base.weight.device,
-            dtype=self.base.weight.dtype,
-        )
-        with torch.no_grad():
-            layer.weight.copy_(self.base.weight + self.delta_weight().to(self.base.weight.dtype))
-            if self.base.bias is not None:
-                layer.bias.copy_(self.base.bias)
-        layer.requires_grad_(False)
-        return layer
+        """A plain ``nn.Linear`` with weight W0 + s·B·R·A and the base bias (a quantized W0
+        dequantized to float32 first)."""
+        weight = float_weight(self.base)
+        return float_linear(self.base, weight + self.delta_weight().to(weight.dtype))
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, scaling={self.scaling:g}"

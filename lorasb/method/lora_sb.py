@@ -15,6 +15,7 @@ from lorasb.method.base import Memo, Method, no_memo, without_adapters
 from lorasb.method.cache import Tensors
 from lorasb.method.export import export_peft
 from lorasb.method.initialize import LayerInit, approximation, same_shape_batches, truncated_svd, write_factors
+from lorasb.method.quantized import compute_dtype, float_weight, weight_shape
 
 
 def _train_heads(model: nn.Module, head: Iterable[str]) -> nn.Module:
@@ -68,12 +69,12 @@ class LoraSB(Method):
         batched SVD per batch of same-shaped layers among ``names``."""
         svd = self.svd
         tag = f"sign_factors/r{self.rank}-niter{svd.niter}-over{svd.oversample}-exact{svd.exact_max_dim}-seed{svd.seed}"
-        shapes = {name: layers[name].base.weight.shape for name in names}
+        shapes = {name: weight_shape(layers[name].base.weight) for name in names}
         batch_of = {name: batch for batch in same_shape_batches(shapes, svd.batch_bytes) for name in batch}
         computed: dict[str, Tensors] = {}
 
         def direction(name: str, device: torch.device) -> torch.Tensor:
-            dtype = torch.promote_types(layers[name].base.weight.dtype, torch.float32)
+            dtype = torch.promote_types(compute_dtype(layers[name].base.weight), torch.float32)
             return -signs[name].to(device).sign().to(dtype)
 
         def decompose(name: str) -> Tensors:
@@ -104,8 +105,8 @@ class LoraSB(Method):
 @dataclass
 class LoraXS(LoraSB):
     """LoRA-XS (Bałazy et al.): the same B·R·A layer with B = U_r·S_r and A = V_rᵀ from the
-    truncated SVD of the pretrained W0, and R ~ N(0, ``init_std``²), so the model starts at W0
-    up to that noise (the paper's variant, with its σ = 1e-5). Seeded by ``svd.seed``."""
+    truncated SVD of the pretrained W0 (a quantized W0 dequantized first), and R ~ N(0, ``init_std``²),
+    so the model starts at W0 up to that noise (the paper's variant, with its σ = 1e-5). Seeded by ``svd.seed``."""
 
     init_std: float = 1e-5
 
@@ -117,7 +118,7 @@ class LoraXS(LoraSB):
         generator = torch.Generator().manual_seed(self.svd.seed)
         stats = {}
         for name, layer in adapters(model).items():
-            weight = layer.base.weight
+            weight = float_weight(layer.base)
             U, S, Vh = truncated_svd(weight, self.rank, self.svd)
             layer.lora_B.copy_(U * S)
             layer.lora_A.copy_(Vh)

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from lorasb.settings.accumulator import ACCUMULATOR_DTYPES, AccumulatorOptions
+from lorasb.method.quantized import compute_dtype, weight_shape
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,16 @@ def split_groups(sizes: Sequence[int], groups: int) -> list[list[int]]:
 def group_names(weights: Mapping[str, torch.Tensor], groups: int) -> list[list[str]]:
     """The names of ``weights`` in ``groups`` contiguous groups of about equal numbers of entries."""
     names = list(weights)
-    return [[names[i] for i in group] for group in split_groups([w.numel() for w in weights.values()], groups)]
+    return [[names[i] for i in group] for group in split_groups([_entries(w) for w in weights.values()], groups)]
+
+
+def _entries(weight: torch.Tensor) -> int:
+    """The entries of a weight's gradient (out×in, also where the weight is stored quantized)."""
+    return weight_shape(weight).numel()
 
 
 def _largest_gradient(weights: Mapping[str, torch.Tensor]) -> int:
-    return max(w.numel() * w.element_size() for w in weights.values())
+    return max(_entries(w) * compute_dtype(w).itemsize for w in weights.values())
 
 
 def needed_bytes(weights: Mapping[str, torch.Tensor], options: AccumulatorOptions, form: str, on_device: bool = True) -> int:
@@ -86,8 +92,8 @@ def needed_bytes(weights: Mapping[str, torch.Tensor], options: AccumulatorOption
         return transient
     size = DTYPES[options.dtype].itemsize
     if form == "sum":
-        return transient + sum(w.numel() for w in weights.values()) * size
-    largest = max(sum(weights[name].numel() for name in group) for group in group_names(weights, options.layer_groups))
+        return transient + sum(_entries(w) for w in weights.values()) * size
+    largest = max(sum(_entries(weights[name]) for name in group) for group in group_names(weights, options.layer_groups))
     return transient + largest * size
 
 
@@ -98,7 +104,7 @@ def fit_budget(
     is at most ``budget`` bytes; ``options`` unchanged without a budget. ValueError if none fits."""
     if budget is None:
         return options
-    sizes = [w.numel() for w in weights.values()]
+    sizes = [_entries(w) for w in weights.values()]
     groups = options.layer_groups
     if on_device and form == "sign":  # the entries a group's accumulators may hold; greedy cuts the fewest groups
         size = DTYPES[options.dtype].itemsize

@@ -43,9 +43,16 @@ def load_classifier(name_or_path: str, num_labels: int, dtype: str = "float32") 
     )
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32") -> PreTrainedModel:
-    """A decoder-only language model (Llama, Mistral, Gemma, ...)."""
-    return from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype(dtype))
+def load_causal_lm(name_or_path: str, dtype: str = "float32", quantization_config=None) -> PreTrainedModel:
+    """A decoder-only language model (Llama, Mistral, Gemma, ...); with a ``BitsAndBytesConfig``
+    its linear layers quantized (:mod:`lorasb.models.quantization`) on the device it loads on."""
+    if quantization_config is None:
+        return from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype(dtype))
+    from lorasb.models.quantization import load_device
+
+    return from_pretrained(
+        AutoModelForCausalLM, name_or_path, dtype=torch_dtype(dtype), quantization_config=quantization_config, device_map=load_device()
+    )
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:

@@ -51,8 +51,8 @@ def fraction() -> Check:
     return Check("a number in [0, 1)", lambda v: is_number(v) and 0 <= v < 1)
 
 
-def one_of(names: tuple[str, ...]) -> Check:
-    return Check(f"one of {', '.join(names)}", lambda v: v in names)
+def one_of(names: tuple[str, ...], nullable: bool = False) -> Check:
+    return Check(f"one of {', '.join(names)}", lambda v: v in names, nullable)
 
 
 def boolean() -> Check:

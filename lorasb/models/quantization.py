@@ -1,0 +1,48 @@
+"""Quantized base models (QLoRA's setting): linear layers held in 4 or 8 bits by bitsandbytes.
+
+The frozen W0 of every linear layer but the output head is quantized as transformers'
+``BitsAndBytesConfig`` says; the adapters, the norms and the head stay in floating point.
+What may run on a quantized base is checked before the model loads
+(:func:`lorasb.settings.model.quantization_problem`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lorasb.settings.model import ModelSettings
+
+
+def bnb_config(settings: ModelSettings):
+    """transformers' ``BitsAndBytesConfig`` for ``settings.quantization`` (nf4, fp4 or int8)."""
+    from transformers import BitsAndBytesConfig
+
+    from lorasb.models.loading import torch_dtype
+
+    if settings.quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=settings.quantization,
+        bnb_4bit_compute_dtype=torch_dtype(settings.compute_dtype or settings.dtype),
+        bnb_4bit_use_double_quant=settings.double_quant,
+    )
+
+
+def load_device() -> dict[str, int | str]:
+    """Where a quantized model is loaded (bitsandbytes quantizes on the device it loads on): the current GPU, else the CPU."""
+    return {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+
+
+def prepare_for_training(model: nn.Module, gradient_checkpointing: bool) -> nn.Module:
+    """QLoRA's preparation: every parameter frozen, the norms in float32, and with gradient
+    checkpointing the embeddings' output requiring a gradient (so that the recomputed blocks
+    have an input to differentiate through)."""
+    model.requires_grad_(False)
+    for name, module in model.named_modules():
+        if "norm" in type(module).__name__.lower():
+            module.float()
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
