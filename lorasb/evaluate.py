@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lorasb.lightning.checkpoints import UnsafeCheckpointError, refusing_unsafe
 from lorasb.config import ConfigError, check_config, check_group_choices, register_resolvers, register_settings
@@ -36,8 +36,8 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
 
     ``checkpoint``: a lorasb training checkpoint, which names its own base model;
     ``adapter``: a PEFT LoRA folder on top of the base model it records (else the ``model``
-    config's);
-    neither: the base model itself.
+    config's), quantized as ``model.quantization`` says;
+    neither: the base model itself (quantized likewise).
     """
     if cfg.checkpoint and cfg.adapter:
         raise ConfigError("give checkpoint=<file> or adapter=<folder>, not both")
@@ -47,14 +47,18 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     from lorasb.lightning.causal_lm import CausalLMModule
     from lorasb.method.attach import merged_where_exact
     from lorasb.models import load_causal_lm
+    from lorasb.models.quantization import bnb_config
+    from lorasb.settings.convert import settings_from
+    from lorasb.settings.model import ModelSettings
 
     if cfg.checkpoint:
         with refusing_unsafe(cfg.checkpoint):
             module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
         return merged_where_exact(module.model.eval()), module.model_settings.name_or_path
     base = adapter_base(cfg.adapter) if cfg.adapter else None
-    base = base or cfg.model.name_or_path
-    model = load_causal_lm(base, cfg.model.dtype)
+    settings = settings_from(ModelSettings, OmegaConf.to_container(cfg.model, resolve=True), "model")
+    base = base or settings.name_or_path
+    model = load_causal_lm(base, settings.dtype, bnb_config(settings) if settings.quantization else None)
     if cfg.adapter:
         model = merged_where_exact(PeftModel.from_pretrained(model, cfg.adapter))
     return model, base

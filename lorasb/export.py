@@ -5,7 +5,9 @@ Writes, from the run's best checkpoint (a run folder) or the checkpoint given:
     <out>/adapter   the adapter in PEFT's format, with its task type, base model and trained head
                     (``full`` fine-tuning: the whole model), which ``peft.AutoPeftModelFor…`` loads
     <out>/merged    with ``--merged``: the adapter folded into the base weights, a plain Hugging
-                    Face model folder with its tokenizer
+                    Face model folder with its tokenizer; a quantized base (``model.quantization``)
+                    is dequantized to float32 first (LoRA-SB and LoRA-XS), and the merged model's
+                    logits on a probe prompt are compared with the adapter's on the quantized base
 
 ``--pad-rank N`` pads the LoRA-SB adapter with zero rows and columns to rank N (serving engines
 such as vLLM accept a few ranks only); the padded adapter computes the same update.
@@ -90,11 +92,47 @@ def export(source: Path, out: Path, merged: bool = False, rank: int | None = Non
     if rank is not None:
         pad_rank(written["adapter"], rank)
     if merged:
-        model = merged_adapters(module.model)
+        tokenizer = load_tokenizer(module.model_settings.name_or_path)
+        if module.model_settings.quantization is None:
+            model = merged_adapters(module.model)
+        else:
+            model = merged_dequantized(module, tokenizer)
         model.save_pretrained(out / "merged")
-        load_tokenizer(module.hparams.model["name_or_path"]).save_pretrained(out / "merged")
+        tokenizer.save_pretrained(out / "merged")
         written["merged"] = out / "merged"
     return written
+
+
+PROBE = "### Instruction:\nWhat is 3 + 4?\n\n### Response:\n"
+DEQUANTIZED_MERGE = ("lora_sb", "lora_xs")
+
+
+def merged_dequantized(module, tokenizer):
+    """The module's model with a quantized base: every LoRA-SB layer folded into its dequantized
+    float32 weight, the other quantized layers dequantized; checked on a probe prompt against the
+    adapter on the quantized base (the largest logit difference is logged)."""
+    import torch
+
+    from lorasb.method.attach import merge
+
+    quantization, method = module.model_settings.quantization, module.method.name
+    if method not in DEQUANTIZED_MERGE:
+        raise ValueError(
+            f"--merged on a model.quantization={quantization} base folds {', '.join(DEQUANTIZED_MERGE)} adapters into the "
+            f"dequantized weights; for method={method} apply the exported adapter to the float base model "
+            "(peft.PeftModel.from_pretrained(base, <out>/adapter).merge_and_unload())"
+        )
+    model = module.model.eval()
+    inputs = tokenizer([PROBE], return_tensors="pt").to(module.device)
+    with torch.no_grad():
+        expected = model(**inputs).logits.float()
+        merge(model).dequantize()
+        difference = (model(**inputs).logits.float() - expected).abs().max().item()
+    log.info(
+        "merged: the %s base dequantized to float32 and the adapters folded in; on a probe prompt its logits differ from "
+        "the adapter's on the quantized base by at most %.3g (logits span %.3g)", quantization, difference, float(expected.max() - expected.min()),
+    )
+    return model
 
 
 def main(argv: list[str]) -> int:

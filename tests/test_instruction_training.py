@@ -85,7 +85,7 @@ def test_gsm8k_is_evaluated_after_training(metamath_run, shared_data, smollm2_di
 
 def test_adapter_and_checkpoint_give_the_trained_model(metamath_run, smollm2_dir):
     run_dir, _ = metamath_run
-    base_cfg = OmegaConf.create({"model": {"name_or_path": str(smollm2_dir), "dtype": "float32"}, "adapter": None, "checkpoint": None})
+    base_cfg = OmegaConf.create({"model": {"name_or_path": str(smollm2_dir), "target_modules": [], "dtype": "float32"}, "adapter": None, "checkpoint": None})
     base, _ = load_model(base_cfg)
     from_adapter, _ = load_model(OmegaConf.merge(base_cfg, {"adapter": str(run_dir / "adapter")}))
     from_checkpoint, tokenizer_path = load_model(OmegaConf.merge(base_cfg, {"checkpoint": str(run_dir / "checkpoints" / "last.ckpt")}))

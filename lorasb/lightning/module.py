@@ -32,6 +32,7 @@ from lorasb.method.memory import fit_budget, memory_budget
 from lorasb.method.base import Method
 from lorasb.method.registry import build_method
 from lorasb.settings.model import quantization_problem
+from lorasb.lightning import sign_agreement
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.gradient_key import gradient_cache
 from lorasb.lightning.lr_search import SearchResult, search_lr
@@ -97,8 +98,11 @@ class FineTuningModule(L.LightningModule):
         cache = gradient_cache(self, batches)
         memo = lambda name, compute: cache.memo(name, compute, device=self.device)  # noqa: E731
         prepare_seconds = []
+        float_signs, agreement = self._float_base_signs(batches), {}
 
         def prepare(group):  # as each group of layers is final (LoRA-SB: their SVDs), timed apart
+            if float_signs is not None:
+                agreement.update(sign_agreement.agreement(group, float_signs))
             begin = time.perf_counter()
             kept = self.method.digest_group(self.model, group, memo)
             prepare_seconds.append(time.perf_counter() - begin)
@@ -123,7 +127,17 @@ class FineTuningModule(L.LightningModule):
             self.method.save_initial(self.model, self.initial_adapter_dir)
         self.initialized.fill_(True)
         self.init_seconds = time.perf_counter() - start
-        self._report_init(self.first_step_lr(peak_lr), gradients, stats, gradient_seconds, search)
+        self._report_init(self.first_step_lr(peak_lr), gradients, stats, gradient_seconds, search, agreement)
+
+    def _float_base_signs(self, batches: list[dict]) -> dict[str, torch.Tensor] | None:
+        """``init.sign_agreement``: sign(ΣG) of the target layers on the float base (:mod:`lorasb.lightning.sign_agreement`)."""
+        if not self.init_settings.sign_agreement:
+            return None
+        if self.model_settings.quantization is None or self.method.gradient_form != "sign":
+            raise ValueError("init.sign_agreement compares sign(ΣG) of a quantized base with the float one: set model.quantization and a method that reads signs (lora_sb)")
+        to_device = self.trainer.strategy.batch_to_device
+        names = self.method.target_weights(self.model)
+        return sign_agreement.float_base_signs(self.model_settings, names, [to_device(b) for b in batches], self.trainer.datamodule.seed, self.device)
 
     def prepare_head(self) -> None:
         """Set the head's starting state from the training data, before the initialisation sees the
@@ -283,7 +297,7 @@ class FineTuningModule(L.LightningModule):
         return {name for name, p in self.model.named_parameters() if p.requires_grad} | self.method.written_frozen(self.model)
 
     def _report_init(
-        self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float, search: SearchResult | None
+        self, lr: float, gradients: Gradients | None, stats: dict, gradient_seconds: float, search: SearchResult | None, agreement: dict
     ) -> None:
         """Init figures to the loggers (step 0) and ``init_stats.json``; one line printed."""
         counts = self.parameter_counts()
@@ -330,6 +344,10 @@ class FineTuningModule(L.LightningModule):
                 "held_out_loss_untrained": search.untrained,
                 "conclusive": search.conclusive,
             }
+        if agreement:  # init.sign_agreement
+            record["sign_agreement_with_float_base"] = sign_agreement.summary(agreement)
+            log.info("sign(ΣG) on the %s base agrees with the float base's on %.4f of the entries (least layer %.4f)",
+                     self.model_settings.quantization, record["sign_agreement_with_float_base"]["mean"], record["sign_agreement_with_float_base"]["min"])
         (run_dir / "init_stats.json").write_text(json.dumps(record, indent=1))
         line = f"{self.method.name} initialised in {self.init_seconds:.1f}s"
         if gradients is not None:

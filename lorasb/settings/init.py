@@ -54,6 +54,12 @@ class InitSettings:
         "its label prior; zero: the freshly initialised head's own (models without a classifier head: unused)",
         check=one_of(HEAD_BIASES),
     )
+    sign_agreement: bool = setting(
+        False,
+        help="on a quantized base (model.quantization), also estimate sign(ΣG) on the float base and record per layer the "
+        "fraction of entries whose signs agree (init_stats.json; it loads the float model beside the quantized one)",
+        check=boolean(),
+    )
     svd: SVDConfig = nested(SVDConfig, help="the truncated SVD of the initialisation")
 
     def accumulator(self) -> AccumulatorOptions:
