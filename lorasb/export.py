@@ -114,6 +114,7 @@ def merged_dequantized(module, tokenizer):
     import torch
 
     from lorasb.method.attach import merge
+    from lorasb.method.quantized import dequantize_linears
 
     quantization, method = module.model_settings.quantization, module.method.name
     if method not in DEQUANTIZED_MERGE:
@@ -126,7 +127,7 @@ def merged_dequantized(module, tokenizer):
     inputs = tokenizer([PROBE], return_tensors="pt").to(module.device)
     with torch.no_grad():
         expected = model(**inputs).logits.float()
-        merge(model).dequantize()
+        dequantize_linears(merge(model))
         difference = (model(**inputs).logits.float() - expected).abs().max().item()
     log.info(
         "merged: the %s base dequantized to float32 and the adapters folded in; on a probe prompt its logits differ from "

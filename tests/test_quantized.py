@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from lorasb.config import config_problems
 from lorasb.method.attach import adapters, attach
 from lorasb.method.estimate import accumulate_gradients
-from lorasb.method.quantized import float_linear, float_weight, is_quantized, weight_shape
+from lorasb.method.quantized import dequantize_linears, float_weight, is_quantized, weight_shape
 from lorasb.method.registry import build_method
 from lorasb.models import load_causal_lm
 from lorasb.models.quantization import bnb_config
@@ -50,15 +50,6 @@ def batches(count: int = 2, seed: int = 1):
     return [{"input_ids": i, "attention_mask": m, "labels": i.masked_fill(m == 0, -100)} for i, m in zip(ids, masks)]
 
 
-def dequantized_copy(model):
-    """The model with every quantized linear layer replaced by a float one holding its dequantized weight."""
-    for name, module in list(model.named_modules()):
-        if isinstance(module, torch.nn.Linear) and is_quantized(module.weight):
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, float_linear(module))
-    return model
-
-
 @pytest.mark.parametrize("kind", ["nf4", "fp4"])
 def test_the_estimate_on_a_4bit_base_is_the_gradient_of_its_dequantized_weights(kind, llama_folder):
     """ΣG from layer inputs and output gradients on the quantized layers equals autograd's gradient of
@@ -70,7 +61,8 @@ def test_the_estimate_on_a_4bit_base_is_the_gradient_of_its_dequantized_weights(
     sums = accumulate_gradients(model, batches(), weights)
     assert all(sums[n].shape == weight_shape(weights[n]) == (model.get_submodule(n).out_features, model.get_submodule(n).in_features) for n in names)
 
-    reference = dequantized_copy(load(kind, llama_folder)).train()
+    reference = dequantize_linears(load(kind, llama_folder)).train()
+    assert not reference.is_quantized and not any(is_quantized(p) for p in reference.parameters())
     reference.requires_grad_(False)
     for n in names:
         reference.get_submodule(n).weight.requires_grad_(True)

@@ -405,7 +405,9 @@ class FineTuningModule(L.LightningModule):
         unexpected = sorted(saved.keys() - own.keys())
         if lost or unexpected:
             raise ValueError(f"the checkpoint does not match its model: missing {lost[:5]}, unexpected {unexpected[:5]}")
-        checkpoint["state_dict"] = {**own, **saved}
+        # a quantized layer's state dict also holds its quantization state, which loading does not take back
+        tensors = {name for name, _ in self.named_parameters(remove_duplicate=False)} | {name for name, _ in self.named_buffers(remove_duplicate=False)}
+        checkpoint["state_dict"] = {**{k: v for k, v in own.items() if k in tensors}, **saved}
 
     def parameter_counts(self) -> dict[str, int]:
         trainable, total = count_parameters(self.model)

@@ -45,3 +45,16 @@ def float_linear(layer: nn.Linear, weight: torch.Tensor | None = None) -> nn.Lin
         if layer.bias is not None:
             plain.bias.copy_(layer.bias)
     return plain.requires_grad_(False)
+
+
+def dequantize_linears(model: nn.Module) -> nn.Module:
+    """Replace, in place, every quantized linear layer of ``model`` by a float32 one with its
+    dequantized weight, and drop a Hugging Face model's record of its quantization."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear) and is_quantized(module.weight):
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, float_linear(module))
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(model)
+    return model
