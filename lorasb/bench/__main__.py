@@ -11,12 +11,19 @@ from lorasb.bench.measure import machine, memory_measure
 from lorasb.bench.runner import run_group, summarise
 
 GIB = 2**30
-BASES = {"training": ("floor", "lora"), "evaluation": ("merged",), "generation": ("merged",), "initialisation": ("passes", "reference")}
+BASES = {
+    "training": ("floor", "lora"),
+    "evaluation": ("merged",),
+    "generation": ("merged",),
+    "initialisation": ("passes", "reference"),
+    "quantized": ("lora_sb[float]", "lora[float]"),
+}
 TITLES = {
     "training": "training step: forward + backward + AdamW step on one batch (floor: forward + backward)",
     "evaluation": "evaluation: a forward pass on one batch without gradients, adapters as trained or merged",
     "generation": f"generation: {NEW_TOKENS} new tokens greedily after each prompt of one batch, adapters as trained or merged",
     "initialisation": "initialisation: gradient pass over the initialisation samples, then the SVD",
+    "quantized": "training step on a quantized base: forward + backward + AdamW step on one batch, float, nf4 and int8 bases",
 }
 
 
@@ -78,7 +85,8 @@ def report(result: dict) -> str:
     ]
     for group, arms in result["groups"].items():
         lines += ["", TITLES[group], group_table(arms, BASES[group])]
-    lines += ["", "targets", targets_table(result["targets"])]
+    if "targets" in result:
+        lines += ["", "targets", targets_table(result["targets"])]
     return "\n".join(lines)
 
 
@@ -90,10 +98,12 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine(args.device),
         "memory": memory_measure(args.device),
         "groups": {
-            group: summarise(run_group(group, settings, args.repeats, args.warmup), BASES[group]) for group in groups_of(settings.model.kind)
+            group: summarise(run_group(group, settings, args.repeats, args.warmup), BASES[group])
+            for group in groups_of(settings.model.kind, args.groups)
         },
     }
-    result["targets"] = targets(result["groups"])
+    if {"training", "initialisation"} <= set(result["groups"]):
+        result["targets"] = targets(result["groups"])
     print(report(result))
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=1) + "\n")

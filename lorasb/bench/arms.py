@@ -16,6 +16,9 @@ Evaluation arms (a forward pass on one batch, no gradients):
 Generation arms (causal LMs; greedy, ``NEW_TOKENS`` tokens after each prompt of one batch):
 ``lora_sb`` and ``merged`` as above.
 
+Quantized-base arms (causal LMs, ``--groups quantized``; bitsandbytes): the training step of
+``lora_sb`` and ``lora`` on the float base and on its nf4 and int8 quantizations, ``<method>[<base>]``.
+
 Initialisation arms (the gradient pass over the initialisation samples, then the SVD):
 
     passes           the same forward/backward passes (zero cores bypassed, as the estimate does)
@@ -33,7 +36,7 @@ from __future__ import annotations
 import gc
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from peft import preprocess_loraga
@@ -274,9 +277,24 @@ INITIALISATION: dict[str, Callable[[Settings], object]] = {
     "reference": ReferenceInit,
     "lora_ga": LoraGAInit,
 }
-GROUPS = {"training": TRAINING, "evaluation": EVALUATION, "generation": GENERATION, "initialisation": INITIALISATION}
+BASES = {"float": None, "nf4": "nf4", "int8": "int8"}
 
 
-def groups_of(kind: str) -> list[str]:
-    """The groups a model of ``kind`` is measured in: generation only for a causal LM."""
-    return [group for group in GROUPS if group != "generation" or kind == "causal_lm"]
+def on_base(settings: Settings, quantization: str | None) -> Settings:
+    return replace(settings, model=replace(settings.model, quantization=quantization))
+
+
+QUANTIZED: dict[str, Callable[[Settings], object]] = {
+    f"{method}[{base}]": (lambda s, method=method, q=q: TrainingStep(on_base(s, q), adapted_by(method)))
+    for method in ("lora_sb", "lora")
+    for base, q in BASES.items()
+}
+GROUPS = {"training": TRAINING, "evaluation": EVALUATION, "generation": GENERATION, "initialisation": INITIALISATION, "quantized": QUANTIZED}
+DEFAULT_GROUPS = ("training", "evaluation", "generation", "initialisation")
+
+
+def groups_of(kind: str, chosen: list[str] | None = None) -> list[str]:
+    """The groups a model of ``kind`` is measured in (``chosen``, else the default ones): generation
+    and quantized bases only for a causal LM."""
+    causal_only = ("generation", "quantized")
+    return [group for group in (chosen or DEFAULT_GROUPS) if group not in causal_only or kind == "causal_lm"]

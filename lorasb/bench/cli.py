@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import lorasb.bench
-from lorasb.bench.arms import Settings
+from lorasb.bench.arms import DEFAULT_GROUPS, GROUPS, Settings
 from lorasb.bench.models import resolve
 
 
@@ -25,6 +25,9 @@ def parse(argv: list[str] | None, prog: str = "python -m lorasb.bench", descript
     parser.add_argument("--targets", nargs="+", help="adapted layers (default: the model config's target_modules)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--out", type=Path, help="write every raw measurement here as JSON")
+    parser.add_argument(
+        "--groups", nargs="+", choices=list(GROUPS), help=f"what to measure (default: {' '.join(DEFAULT_GROUPS)}; quantized: causal LMs, needs bitsandbytes)"
+    )
     return parser.parse_args(argv)
 
 

@@ -10,6 +10,8 @@ from transformers import AutoConfig, PreTrainedModel
 
 from lorasb.config.choices import CONF_DIR, group_options
 from lorasb.models import load_causal_lm, load_classifier
+from lorasb.models.quantization import bnb_config, prepare_for_training
+from lorasb.settings.model import ModelSettings
 
 ALIASES = {"smollm2": "smollm2_135m"}
 NUM_LABELS = 2
@@ -18,13 +20,15 @@ NUM_LABELS = 2
 @dataclass(frozen=True)
 class ModelSpec:
     """A model to load: folder (or Hub name), ``kind`` (encoder or causal_lm), the layers
-    adapters target, the submodules that train in full beside them, and the dtype."""
+    adapters target, the submodules that train in full beside them, the dtype, and the base's
+    quantization (``nf4``, ``fp4``, ``int8``; None: none)."""
 
     name_or_path: str
     kind: str
     targets: tuple[str, ...]
     head: tuple[str, ...]
     dtype: str
+    quantization: str | None = None
 
 
 def _compose(config_name: str):
@@ -61,6 +65,9 @@ def resolve(model: str, targets: list[str] | None = None) -> ModelSpec:
 
 def load(spec: ModelSpec, device: str) -> PreTrainedModel:
     """The pretrained model in train mode on ``device`` (a classifier with a new head for an encoder)."""
+    if spec.quantization is not None:  # loaded on the device it is quantized on, prepared as a run prepares it
+        settings = ModelSettings(spec.name_or_path, list(spec.targets), list(spec.head), spec.dtype, spec.kind, spec.quantization)
+        return prepare_for_training(load_causal_lm(spec.name_or_path, spec.dtype, bnb_config(settings)), False).train()
     if spec.kind == "causal_lm":
         model = load_causal_lm(spec.name_or_path, spec.dtype)
     else:

@@ -11,6 +11,15 @@ float32 copy for the loss, its gradient). A training step adds LoRA-SB's trained
 gradients and AdamW's two moments (float32); the initialisation adds the gradient sums as
 :func:`lorasb.method.memory.needed_bytes` counts them, for each accumulator mode; a
 reference-style estimate (every parameter requires grad) adds a bf16 gradient of every parameter.
+
+On an nf4 base with gradient checkpointing (``quantized_peaks``) the projections take 4.127 bits
+an entry (4-bit codes, an 8-bit scale per 64 entries and a float32 scale per 256 of those);
+the embeddings, head and norms are float32 (QLoRA's preparation), so are the activations
+between the layers. Backward keeps each block's float32 input per token and recomputes one
+block at a time (its activations, float32, on top); the logits take 12 bytes per token and
+vocabulary entry (float32 logits, the loss's copy, their gradient). The initialisation runs
+the same passes at its batch with the leanest accumulator mode, the sums offloaded to CPU
+memory: on the GPU only the largest layer's float32 gradient as it is summed.
 """
 
 from __future__ import annotations
@@ -108,6 +117,47 @@ def peaks(preset: Preset) -> dict[str, int]:
     return found
 
 
+NF4_BITS = 4 + 8 / 64 + 32 / (64 * 256)
+FLOAT32 = 4
+QUANTIZED_LOGIT_BYTES = 12
+LEANEST = AccumulatorOptions(offload=True)
+GPUS = {"24 GiB": 24 * GIB, "16 GiB": 16 * GIB}
+
+
+def quantized_peaks(preset: Preset) -> dict[str, int]:
+    """Peak bytes of the nf4 weights, of a training step and of the initialisation (nf4 base,
+    gradient checkpointing, sums offloaded) for ``preset``."""
+    shape = SHAPES[preset.model]
+    targets = {name: torch.empty(w.shape, device="meta", dtype=torch.float32) for name, w in shape.target_weights().items()}
+    projections = sum(w.numel() for w in targets.values())
+    weights = int(projections * NF4_BITS / 8) + (shape.parameters() - projections) * FLOAT32
+    block = 6 * shape.hidden + 2 * shape.kv_heads * shape.head_dim + 4 * shape.intermediate
+
+    def activations(tokens: int) -> int:
+        return tokens * ((shape.layers * shape.hidden + block) * FLOAT32 + shape.vocab * QUANTIZED_LOGIT_BYTES)
+
+    trained = len(targets) * preset.rank**2 * 4 * 4
+    return {
+        "nf4 weights": weights,
+        "training step": weights + activations(preset.batch * preset.tokens) + trained,
+        "init": weights + activations(preset.init_batch * preset.tokens) + needed_bytes(targets, LEANEST, "sign", on_device=False),
+    }
+
+
+def quantized_markdown() -> str:
+    lines = [
+        "| preset | batch × tokens (init) | nf4 weights | training step | init (offload) | fits " + " | fits ".join(GPUS) + " |",
+        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in GPUS) + " |",
+    ]
+    for preset in PRESETS:
+        found = quantized_peaks(preset)
+        peak = max(found["training step"], found["init"])
+        fits = ["yes" if peak <= size else "no" for size in GPUS.values()]
+        cells = [f"{found[c] / GIB:.1f}" for c in ("nf4 weights", "training step", "init")]
+        lines.append(f"| `{preset.name}` | {preset.batch} × {preset.tokens} ({preset.init_batch}) | " + " | ".join(cells + fits) + " |")
+    return "\n".join(lines)
+
+
 def markdown() -> str:
     columns = list(peaks(PRESETS[0]))
     lines = [
@@ -127,3 +177,6 @@ if __name__ == "__main__":
     argparse.ArgumentParser(prog="python -m lorasb.bench.on_paper", description=__doc__.split("\n\n")[0]).parse_args()
     print(f"GiB; ✗: more than one {GPU_BYTES // GIB} GiB GPU; (×): the training step's peak")
     print(markdown())
+    print()
+    print("nf4 base, gradient checkpointing, init sums offloaded (GiB); fits: the larger of the two peaks")
+    print(quantized_markdown())

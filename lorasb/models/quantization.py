@@ -1,7 +1,7 @@
 """Quantized base models (QLoRA's setting): linear layers held in 4 or 8 bits by bitsandbytes.
 
 The frozen W0 of every linear layer but the output head is quantized as transformers'
-``BitsAndBytesConfig`` says; the adapters, the norms and the head stay in floating point.
+``BitsAndBytesConfig`` says; the adapters, the norms, the embeddings and the head are float32.
 What may run on a quantized base is checked before the model loads
 (:func:`lorasb.settings.model.quantization_problem`).
 """
@@ -36,13 +36,15 @@ def load_device() -> dict[str, int | str]:
 
 
 def prepare_for_training(model: nn.Module, gradient_checkpointing: bool) -> nn.Module:
-    """QLoRA's preparation: every parameter frozen, the norms in float32, and with gradient
-    checkpointing the embeddings' output requiring a gradient (so that the recomputed blocks
-    have an input to differentiate through)."""
+    """QLoRA's preparation: every parameter frozen, every one that is not quantized (norms,
+    embeddings, head) in float32, so the activations between the quantized layers are float32
+    (a 4-bit layer computes in its compute dtype and returns its input's); with gradient
+    checkpointing the embeddings' output requires a gradient, so that the recomputed blocks have
+    an input to differentiate through."""
     model.requires_grad_(False)
-    for name, module in model.named_modules():
-        if "norm" in type(module).__name__.lower():
-            module.float()
+    for parameter in model.parameters():
+        if parameter.dtype in (torch.float16, torch.bfloat16):
+            parameter.data = parameter.data.float()
     if gradient_checkpointing:
         model.enable_input_require_grads()
     return model
