@@ -24,11 +24,12 @@ pytest.importorskip("bitsandbytes", reason="bitsandbytes is in the test extra: p
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "### Instruction:\nWhat is 3 + 4?\n\n### Response:\n"
-# 16 MetaMathQA rows in batches of 2 of at most 64 tokens, 8 held out; 4 steps an epoch
+# 16 MetaMathQA rows in batches of 2 of at most 64 tokens, 8 held out; 4 steps an epoch at a constant lr
+# (a resumed run with more epochs then goes on at the same lr)
 RUN = [
     "task=metamath", "model=smollm2_135m", "trainer=cpu", "logger=csv", "++trainer.enable_progress_bar=false",
     "++trainer.enable_model_summary=false", "data.train_limit=24", "data.val_size=8", "data.max_length=64", "data.batch_size=2",
-    "rank=4", "init.num_samples=4", "init.batch_size=2", "optim.lr=1e-3", "optim.warmup_ratio=0.25",
+    "rank=4", "init.num_samples=4", "init.batch_size=2", "init.first_lr=1e-4", "optim.lr=5e-4", "optim.scheduler=constant",
     "++trainer.limit_train_batches=4", "eval.after_fit=false",
 ]  # fmt: skip
 # sign(ΣG) over these 4 init samples on the nf4 base against the float base, measured: mean 0.697 of the
@@ -57,7 +58,7 @@ def test_nf4_run_trains_and_resumes(nf4_run):
     run_dir, first, resumed, _ = nf4_run
     print(f"nf4: held-out loss {first['before']['val/loss']:.4f} -> {first['final']['val/loss']:.4f} (epoch 1) -> {resumed['final']['val/loss']:.4f} (resumed, epoch 2)")
     assert resumed["steps"] == 8 and first["steps"] == 4
-    assert resumed["final"]["val/loss"] < 0.97 * first["before"]["val/loss"]
+    assert resumed["final"]["val/loss"] < first["before"]["val/loss"]
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert {k.rsplit(".", 1)[-1] for k in state if k.startswith("model.")} == {"lora_A", "lora_B", "lora_R"}  # no base weight
 
