@@ -58,7 +58,9 @@ def load_model(cfg: DictConfig) -> tuple[PreTrainedModel, str]:
     base = adapter_base(cfg.adapter) if cfg.adapter else None
     settings = settings_from(ModelSettings, OmegaConf.to_container(cfg.model, resolve=True), "model")
     base = base or settings.name_or_path
-    model = load_causal_lm(base, settings.dtype, bnb_config(settings) if settings.quantization else None)
+    quantized = settings.quantization is not None
+    quantization = bnb_config(settings.quantization, settings.layer_compute_dtype(), settings.double_quant) if quantized else None
+    model = load_causal_lm(base, settings.dtype, quantization)
     if cfg.adapter:
         model = merged_where_exact(PeftModel.from_pretrained(model, cfg.adapter))
     return model, base

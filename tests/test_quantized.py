@@ -39,7 +39,7 @@ def llama_folder(tmp_path_factory):
 
 def load(kind: str, folder):
     settings = quantized_settings(kind, folder)
-    return load_causal_lm(settings.name_or_path, "float32", bnb_config(settings))
+    return load_causal_lm(settings.name_or_path, settings.dtype, bnb_config(settings.quantization, settings.dtype, settings.double_quant))
 
 
 def batches(count: int = 2, seed: int = 1):

@@ -67,7 +67,8 @@ def load(spec: ModelSpec, device: str) -> PreTrainedModel:
     """The pretrained model in train mode on ``device`` (a classifier with a new head for an encoder)."""
     if spec.quantization is not None:  # loaded on the device it is quantized on, prepared as a run prepares it
         settings = ModelSettings(spec.name_or_path, list(spec.targets), list(spec.head), spec.dtype, spec.kind, spec.quantization)
-        return prepare_for_training(load_causal_lm(spec.name_or_path, spec.dtype, bnb_config(settings)), False).train()
+        quantization = bnb_config(settings.quantization, settings.layer_compute_dtype(), settings.double_quant)
+        return prepare_for_training(load_causal_lm(spec.name_or_path, spec.dtype, quantization), False).train()
     if spec.kind == "causal_lm":
         model = load_causal_lm(spec.name_or_path, spec.dtype)
     else:

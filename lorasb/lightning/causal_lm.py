@@ -33,7 +33,8 @@ class CausalLMModule(FineTuningModule):
     def build_model(self) -> nn.Module:
         settings = self.model_settings
         quantized = settings.quantization is not None
-        model = load_causal_lm(settings.name_or_path, settings.dtype, bnb_config(settings) if quantized else None)
+        quantization = bnb_config(settings.quantization, settings.layer_compute_dtype(), settings.double_quant) if quantized else None
+        model = load_causal_lm(settings.name_or_path, settings.dtype, quantization)
         if quantized:
             prepare_for_training(model, self.gradient_checkpointing)
         if self.gradient_checkpointing:

@@ -11,28 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lorasb.settings.model import ModelSettings
+from lorasb.models.loading import torch_dtype
 
 
-def bnb_config(settings: ModelSettings):
-    """transformers' ``BitsAndBytesConfig`` for ``settings.quantization`` (nf4, fp4 or int8)."""
+def bnb_config(quantization: str, compute_dtype: str, double_quant: bool):
+    """transformers' ``BitsAndBytesConfig`` for ``quantization`` (nf4, fp4 or int8; ``model.quantization``),
+    4-bit layers computing in ``compute_dtype``, their scales quantized too where ``double_quant``."""
     from transformers import BitsAndBytesConfig
 
-    from lorasb.models.loading import torch_dtype
-
-    if settings.quantization == "int8":
+    if quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type=settings.quantization,
-        bnb_4bit_compute_dtype=torch_dtype(settings.compute_dtype or settings.dtype),
-        bnb_4bit_use_double_quant=settings.double_quant,
+        bnb_4bit_quant_type=quantization,
+        bnb_4bit_compute_dtype=torch_dtype(compute_dtype),
+        bnb_4bit_use_double_quant=double_quant,
     )
-
-
-def load_device() -> dict[str, int | str]:
-    """Where a quantized model is loaded (bitsandbytes quantizes on the device it loads on): the current GPU, else the CPU."""
-    return {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
 
 
 def prepare_for_training(model: nn.Module, gradient_checkpointing: bool) -> nn.Module:

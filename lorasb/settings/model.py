@@ -45,3 +45,7 @@ class ModelSettings:
         None, help="dtype a 4-bit layer computes in (null: model.dtype)", check=one_of(COMPUTE_DTYPES, nullable=True)
     )
     double_quant: bool = setting(True, help="4-bit: quantize the quantization constants too (about 0.4 bits less per weight)", check=boolean())
+
+    def layer_compute_dtype(self) -> str:
+        """The dtype a 4-bit layer computes in: ``compute_dtype``, else ``dtype``."""
+        return self.compute_dtype or self.dtype
