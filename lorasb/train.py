@@ -50,8 +50,6 @@ def build(cfg: DictConfig) -> Run:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
-    from lorasb.lightning.final_validation import FinalValidation
-
     L.seed_everything(cfg.seed, workers=True)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     for logger in loggers:  # every key of the run's config can filter runs (W&B) or be read back (CSV)
@@ -59,7 +57,6 @@ def build(cfg: DictConfig) -> Run:
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
-    callbacks["final_validation"] = FinalValidation()  # a run bounded by max_steps or max_time is validated at its last step too
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")  # read and check the data before the model loads (Lightning's own call then finds it ready)
     return Run(

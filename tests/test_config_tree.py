@@ -17,7 +17,7 @@ from test_config import CONF, cli
 
 QUICK = ["experiment=quickstart", "data.train_limit=64", "data.val_limit=64", "data.batch_size=16", "init.num_samples=16",
          "init.batch_size=16", "trainer.max_steps=4", "export_adapter=false", "trainer.enable_progress_bar=false"]  # 4 steps in one epoch
-DEFAULT_CALLBACKS = ["checkpoint", "last_checkpoint", "exact_resume", "lr_monitor", "guard", "summary"]
+DEFAULT_CALLBACKS = ["checkpoint", "last_checkpoint", "exact_resume", "lr_monitor", "guard", "summary", "final_validation"]
 
 
 def compose_with_hydra(*overrides: str):
@@ -43,6 +43,7 @@ def test_the_default_callbacks_keep_their_values(compose, tmp_path):
         "guard": {"_target_": "lorasb.lightning.guard.TrainingGuard", "check_every": 1, "divergence_factor": 10},
         "summary": {"_target_": "lorasb.lightning.summary.RunSummary",
                     "run": {"task": "mrpc", "method": "lora_sb", "rank": 24, "lr": 1e-3, "monitor": "val/f1"}},
+        "final_validation": {"_target_": "lorasb.lightning.final_validation.FinalValidation"},
     }  # fmt: skip
 
 
