@@ -294,6 +294,7 @@ def estimate_update(
     progress: bool = False,
     loss_scale: float = 1.0,
     options: AccumulatorOptions = AccumulatorOptions(),
+    seed: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """``{name: −lr·sign(ΣG)}`` (out×in, at least float32) for every LoRA-SB layer of ``model``.
 
@@ -302,6 +303,7 @@ def estimate_update(
     raises an error that names the layer. ``loss_scale`` > 1 keeps float16 gradients from
     underflowing (see the module docstring); it does not change the result otherwise.
     ``options``: how the sums are held (:class:`lorasb.method.memory.AccumulatorOptions`).
+    With a ``seed`` the dropout masks of the pass are drawn from it (see :func:`accumulate_gradients`).
     """
     if not lr > 0:
         raise ValueError(f"the first-step learning rate must be positive, got {lr}")
@@ -309,5 +311,5 @@ def estimate_update(
     if not batches:
         raise ValueError("no batches to estimate the update from; give at least one batch")
     weights = _lora_sb_weights(model)
-    signs = accumulate_gradients(model, batches, weights, progress, loss_scale, "sign", options, reduce)
+    signs = accumulate_gradients(model, batches, weights, progress, loss_scale, "sign", options, reduce, seed=seed)
     return {name: sign.to(torch.promote_types(weights[name].dtype, torch.float32)).mul_(-lr) for name, sign in signs.items()}
