@@ -178,7 +178,11 @@ def _output_gradient_into(sums: _Sums, name: str) -> Callable:
 
         def add(grad_output: torch.Tensor) -> None:
             x = held.pop()  # the input is freed once its product is taken
-            sums.add(name, grad_output.reshape(-1, grad_output.shape[-1]).T @ x.reshape(-1, x.shape[-1]))
+            # under autocast (a trainer's mixed precision) the output, and so its gradient, is in the
+            # autocast dtype and the input may not be: the product is taken in the wider of the two
+            dtype = torch.promote_types(grad_output.dtype, x.dtype)
+            grad_y, x = grad_output.reshape(-1, grad_output.shape[-1]).to(dtype), x.reshape(-1, x.shape[-1]).to(dtype)
+            sums.add(name, grad_y.T @ x)
 
         output.register_hook(add)
 
