@@ -123,22 +123,25 @@ def score_sets(cfg: DictConfig) -> None:
 def score_with_harness(cfg: DictConfig) -> None:
     """lm-evaluation-harness on ``harness.tasks``: ``lm_eval.json``."""
     from lorasb.eval.evaluation import resolve_device
-    from lorasb.eval.harness import RESULTS_FILE, run_harness
+    from lorasb.eval.harness import RESULTS_FILE, UnknownTaskError, run_harness
 
     pretrained, adapter = harness_model(cfg)
     options = cfg.harness
-    output = run_harness(
-        pretrained,
-        list(options.tasks),
-        cfg.run_dir,
-        adapter=adapter,
-        include_path=options.include_path,
-        limit=options.limit,
-        num_fewshot=options.num_fewshot,
-        batch_size=options.batch_size,
-        device=str(resolve_device(cfg.device)),
-        dtype=cfg.model.dtype,
-    )
+    try:
+        output = run_harness(
+            pretrained,
+            list(options.tasks),
+            cfg.run_dir,
+            adapter=adapter,
+            include_path=options.include_path,
+            limit=options.limit,
+            num_fewshot=options.num_fewshot,
+            batch_size=options.batch_size,
+            device=str(resolve_device(cfg.device)),
+            dtype=cfg.model.dtype,
+        )
+    except UnknownTaskError as err:
+        raise ConfigError(str(err)) from None
     for task, metrics in output["results"].items():
         log.info("%s: %s", task, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     log.info("harness results: %s", Path(cfg.run_dir) / RESULTS_FILE)

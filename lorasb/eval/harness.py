@@ -16,6 +16,10 @@ from lorasb.settings.harness import HarnessSettings
 RESULTS_FILE = "lm_eval.json"
 
 
+class UnknownTaskError(ValueError):
+    """A task name the harness does not have."""
+
+
 def run_harness(
     pretrained: str,
     tasks: Sequence[str],
@@ -46,7 +50,7 @@ def run_harness(
     manager = TaskManager(include_path=str(include_path) if include_path is not None else None)
     unknown = [task for task in tasks if task not in manager.all_tasks]
     if unknown:
-        raise ValueError(f"lm-evaluation-harness has no task {', '.join(unknown)}; its names: python -m lm_eval ls tasks (or give harness.include_path)")
+        raise UnknownTaskError(f"lm-evaluation-harness has no task {', '.join(unknown)}; its names: python -m lm_eval ls tasks (or give harness.include_path)")
     output = lm_eval.simple_evaluate(
         model="hf",
         model_args=model_args,
