@@ -19,6 +19,7 @@ from lorasb.settings.checks import Check, boolean, existing, fraction, integer, 
 from lorasb.settings.data import InstructionDataSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
+from lorasb.settings.harness import HarnessSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.optim import OptimSettings
 
@@ -73,6 +74,7 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.gradient_clip_val", non_negative(nullable=True)),
     Rule("task.mode", one_of(("min", "max"))),
     *settings_rules(EvalAfterFitSettings, "eval"),  # conf/evaluate.yaml's lacks after_fit: skipped
+    *settings_rules(HarnessSettings, "harness"),  # evaluation: lm-evaluation-harness tasks
 )
 
 

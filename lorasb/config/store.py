@@ -11,6 +11,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from lorasb.settings.data import DataSettings, InstructionDataSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.gradient_cache import GradientCacheSettings
+from lorasb.settings.harness import HarnessSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.optim import OptimSettings
 
@@ -23,6 +24,7 @@ SETTINGS = {
     "instruction_data": InstructionDataSettings,
     "eval": EvalSettings,
     "eval_after_fit": EvalAfterFitSettings,
+    "harness": HarnessSettings,
 }
 INSTANTIATED = ("data", "instruction_data")  # blocks Hydra instantiates: they also name their class
 

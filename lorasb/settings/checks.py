@@ -65,6 +65,7 @@ def existing(kind: str) -> Check:
     return Check(f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
 
 
-def names() -> Check:
-    """A non-empty list of names."""
-    return Check("a non-empty list of names", lambda v: isinstance(v, list) and bool(v) and all(isinstance(n, str) for n in v))
+def names(empty: bool = False) -> Check:
+    """A list of names, non-empty unless ``empty``."""
+    what = "a list of names" if empty else "a non-empty list of names"
+    return Check(what, lambda v: isinstance(v, list) and (empty or bool(v)) and all(isinstance(n, str) for n in v))

@@ -18,8 +18,8 @@ class EvalSettings:
 
     sets: list[str] = setting(
         factory=lambda: ["gsm8k"],
-        help="gsm8k, math, boolq, piqa, siqa, hellaswag, winogrande, arc_e, arc_c, obqa (after training: the task's)",
-        check=names(),
+        help="gsm8k, math, boolq, piqa, siqa, hellaswag, winogrande, arc_e, arc_c, obqa (after training: the task's; empty: none)",
+        check=names(empty=True),
     )
     limit: int | None = setting(None, help="the first N examples of each set (null: all)", check=integer(1, nullable=True))
     batch_size: int = setting(8, help="prompts generated at once", check=integer(1))
