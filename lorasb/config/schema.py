@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.data import InstructionDataSettings
+from lorasb.settings.data import DataSettings, InstructionDataSettings, LabeledFileSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.init import InitSettings
@@ -45,10 +45,12 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def settings_rules(cls: type, prefix: str) -> Iterator[Rule]:
-    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`)."""
+def settings_rules(cls: type, prefix: str, inherited_from: type | None = None) -> Iterator[Rule]:
+    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`), but
+    those of the class ``inherited_from`` (whose rules are there already)."""
+    skipped = {key for key, _ in walk(inherited_from, prefix)} if inherited_from is not None else set()
     for key, field in walk(cls, prefix):
-        if field.metadata.get("check") is not None:
+        if field.metadata.get("check") is not None and key not in skipped:
             yield Rule(key, field.metadata["check"])
 
 
@@ -66,6 +68,7 @@ RULES: tuple[Rule, ...] = (
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
     *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
+    *settings_rules(LabeledFileSettings, "data", inherited_from=DataSettings),  # the custom tasks' files and fields
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
     Rule("trainer.accumulate_grad_batches", integer(1)),
