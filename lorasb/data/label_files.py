@@ -84,8 +84,9 @@ def load(source: str, split: str, root: Path | None) -> tuple[datasets.Dataset, 
     builder, options = LOADERS[suffix(source)]
     try:
         rows = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=str(cache_dir() / "datasets"), **options)
-    except Exception as err:
-        raise DataFileError(path, f"cannot be read as {suffix(source)[1:].upper()} ({type(err).__name__}: {err})", f"a well-formed {suffix(source)[1:].upper()} file") from None
+    except Exception as err:  # the loader's own error (a parser's, for a row it cannot split) is the cause
+        kind = suffix(source)[1:].upper()
+        raise DataFileError(path, f"cannot be read as {kind} ({str(err.__cause__ or err).strip()})", f"a well-formed {kind} file: nothing of it is used") from None
     return rows, str(path)
 
 
