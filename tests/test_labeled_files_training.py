@@ -89,3 +89,33 @@ def test_a_regression_csv_reaches_a_pearson_correlation(composer, tmp_path, shar
     assert not (tmp_path / "run" / "labels.json").exists()
     print("regression:", {key: round(value, 4) for key, value in summary["final"].items()})
     assert summary["final"]["val/pearson"] >= 0.4
+
+
+METHODS = ["lora_sb", "lora_xs", "lora", "pissa", "dora", "lora_ga", "full"]
+
+
+@pytest.mark.slow
+def test_every_method_and_lr_auto_train_on_a_custom_task_and_the_report_reads_them(composer, tmp_path, shared_data):
+    """One step of each method on 32 sentences, monitoring macro-F1 (LoRA-SB's lr chosen by the
+    range test, on two candidates); ``lorasb.report.collect`` reads the runs as it reads GLUE's."""
+    from lorasb.report import collect
+
+    names = ("negative", "positive")
+    train = write_csv(tmp_path / "train.csv", ("sentence", "sentiment"), [(t, names[y]) for t, y in sst2_rows(shared_data, "train", 32)])
+    dev = write_csv(tmp_path / "dev.csv", ("sentence", "sentiment"), [(t, names[y]) for t, y in sst2_rows(shared_data, "dev", 16)])
+    common = [
+        "model=minilm", "logger=csv", "task=custom/classification", "task.monitor=val/macro_f1", f"data.train_file={train}",
+        f"data.validation_file={dev}", "data.text_fields=[sentence]", "data.label_field=sentiment", "data.batch_size=8",
+        "data.max_length=32", "init.num_samples=8", "init.batch_size=8", "trainer.max_steps=1", "validate_before=false",
+        "export_adapter=false", "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false",
+    ]
+    auto = ["optim.lr=auto", "optim.auto_lr.candidates=[1e-3,1e-2]", "optim.auto_lr.steps=2", "optim.auto_lr.batch_size=8", "optim.auto_lr.score_rows=8"]
+    for method in METHODS:
+        lr = auto if method == "lora_sb" else ["optim.lr=1e-3"]
+        summary = run(composer([*common, f"method={method}", *lr], tmp_path / "runs" / method))
+        assert summary["steps"] == 1 and "val/macro_f1" in summary["final"], method
+    rows = collect(tmp_path / "runs")
+    assert sorted(row["method"] for row in rows) == sorted(METHODS)
+    assert {(row["task"], row["metric"]) for row in rows} == {("classification", "val/macro_f1")}
+    assert all(row["baseline"] is not None for row in rows)
+    assert json.loads((tmp_path / "runs" / "lora_sb" / "init_stats.json").read_text())["auto_lr"]["lr"] in (1e-3, 1e-2)
