@@ -88,7 +88,7 @@ def test_a_regression_csv_reaches_a_pearson_correlation(composer, tmp_path, shar
     assert summary["baseline"] == {"name": "constant prediction", "scores": {"val/pearson": 0.0, "val/spearman": 0.0}}
     assert not (tmp_path / "run" / "labels.json").exists()
     print("regression:", {key: round(value, 4) for key, value in summary["final"].items()})
-    assert summary["final"]["val/pearson"] >= 0.4
+    assert summary["final"]["val/pearson"] >= 0.5  # measured: 0.6142
 
 
 METHODS = ["lora_sb", "lora_xs", "lora", "pissa", "dora", "lora_ga", "full"]
