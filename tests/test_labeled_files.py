@@ -268,3 +268,7 @@ def test_the_config_check_asks_for_a_training_file(compose):
         "data.validation_ratio=1.0: expected a number in (0, 1)",
         "data.text_fields=['a', 'b', 'c']: expected a list of 1 to 2 field names",
     ]
+    assert config_problems(compose("task=custom/classification", "data.train_file=x.csv", "task.monitor=val/f1")) == [
+        "task.monitor=val/f1: the classification task logs val/accuracy, val/macro_f1, val/matthews; monitor one of them"
+    ]
+    assert config_problems(compose("task=custom/regression", "data.train_file=x.csv", "task.monitor=val/spearman")) == []

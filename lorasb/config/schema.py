@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.data import DataSettings, InstructionDataSettings, LabeledFileSettings
+from lorasb.settings.data import LABELED_FILE_METRICS, DataSettings, InstructionDataSettings, LabeledFileSettings, unlogged_monitor
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.init import InitSettings
@@ -95,6 +95,14 @@ def _too_few_rows(values: dict[str, Any]) -> str | None:
     return f"init.num_samples={samples}: expected at most the {limit - held_out} training rows kept ({kept})"
 
 
+def _unlogged_monitor(cfg: DictConfig) -> str | None:
+    """The user's own tasks log fixed metrics: the monitored one must be among them."""
+    task, monitor = OmegaConf.select(cfg, "data.task"), OmegaConf.select(cfg, "task.monitor")
+    if OmegaConf.select(cfg, "data.train_file", default=_ABSENT) is _ABSENT or task not in LABELED_FILE_METRICS:
+        return None
+    return unlogged_monitor(task, monitor)
+
+
 SETTINGS_BLOCKS = {"optim": OptimSettings, "init": InitSettings}
 
 
@@ -131,6 +139,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
         if problem:
             problems.append(problem)
     if not problems and (problem := _too_few_rows(values)):
+        problems.append(problem)
+    if problem := _unlogged_monitor(cfg):
         problems.append(problem)
     return problems
 

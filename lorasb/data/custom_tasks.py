@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lorasb.data.scoring import ScoredTask
-
-CUSTOM_METRICS = {"classification": ("accuracy", "macro_f1", "matthews"), "regression": ("pearson", "spearman")}
+from lorasb.settings.data import LABELED_FILE_METRICS
+from lorasb.settings.data import unlogged_monitor
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,16 @@ class CustomTask(ScoredTask):
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        return CUSTOM_METRICS[self.name]
+        return LABELED_FILE_METRICS[self.name]
 
 
 def check_monitor(name: str, monitor: str) -> None:
     """Refuse a task other than ``classification`` or ``regression``, or a ``monitor`` (``val/<metric>``)
     it does not log, naming the choices."""
-    if name not in CUSTOM_METRICS:
-        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(CUSTOM_METRICS)}")
-    choices = [f"val/{metric}" for metric in CUSTOM_METRICS[name]]
-    if monitor not in choices:
-        raise ValueError(f"task.monitor={monitor}: the {name} task logs {', '.join(choices)}; monitor one of them")
+    if name not in LABELED_FILE_METRICS:
+        raise ValueError(f"Unknown task {name!r}; expected one of: {', '.join(LABELED_FILE_METRICS)}")
+    if problem := unlogged_monitor(name, monitor):
+        raise ValueError(problem)
 
 
 def custom_task(name: str, labels: list[str] | None, monitor: str) -> CustomTask:

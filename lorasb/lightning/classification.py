@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from lorasb.data.custom_tasks import CUSTOM_METRICS, custom_task
+from lorasb.data.custom_tasks import LABELED_FILE_METRICS, custom_task
 from lorasb.data.glue_tasks import glue_task
 from lorasb.data.scoring import ScoredTask
 from lorasb.models import load_classifier
@@ -20,7 +20,7 @@ from lorasb.lightning.module import FineTuningModule
 def task_spec(task: str, labels: list[str] | None, monitor: str | None) -> ScoredTask:
     """A GLUE task by its name, or the user's own ``classification`` over ``labels`` or
     ``regression``, monitoring ``monitor`` (:mod:`lorasb.data.custom_tasks`)."""
-    if task in CUSTOM_METRICS:
+    if task in LABELED_FILE_METRICS:
         return custom_task(task, labels, monitor)
     return glue_task(task)
 

@@ -31,6 +31,13 @@ class InstructionDataSettings(DataSettings):
 
 
 FILE_KINDS = "a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id"
+LABELED_FILE_METRICS = {"classification": ("accuracy", "macro_f1", "matthews"), "regression": ("pearson", "spearman")}  # what each task logs
+
+
+def unlogged_monitor(task: str, monitor: str) -> str | None:
+    """Why ``monitor`` cannot be the metric of the user's ``task`` (``classification``, ``regression``), or None."""
+    choices = [f"val/{metric}" for metric in LABELED_FILE_METRICS[task]]
+    return None if monitor in choices else f"task.monitor={monitor}: the {task} task logs {', '.join(choices)}; monitor one of them"
 
 
 def _field_names(most: int) -> Check:
