@@ -9,10 +9,11 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric
 
-from lorasb.data.custom_tasks import LABELED_FILE_METRICS, custom_task
+from lorasb.data.custom_tasks import custom_task
 from lorasb.data.glue_tasks import glue_task
 from lorasb.data.scoring import ScoredTask
 from lorasb.models import load_classifier
+from lorasb.settings.data import LABELED_FILE_METRICS
 from lorasb.lightning.head_bias import set_prior_bias
 from lorasb.lightning.module import FineTuningModule
 
