@@ -62,7 +62,7 @@ def build(cfg: DictConfig) -> Run:
     return Run(
         cfg=cfg,
         datamodule=datamodule,
-        module=instantiate(cfg.module),
+        module=instantiate(cfg.module, **datamodule.module_arguments()),  # e.g. the label names the data hold
         trainer=instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False),
         loggers=loggers,
         summary=callbacks.get("summary"),

@@ -90,7 +90,7 @@ def test_runs_sweeps_and_debug_runs_go_under_paths_output_dir(tmp_path):
 
 def test_model_and_task_families_are_apart_and_no_option():
     assert sorted(p.stem for p in (CONF / "family" / "model").glob("*.yaml")) == ["causal_lm", "encoder"]
-    assert sorted(p.stem for p in (CONF / "family" / "task").glob("*.yaml")) == ["glue", "instruction"]
+    assert sorted(p.stem for p in (CONF / "family" / "task").glob("*.yaml")) == ["glue", "instruction", "labeled_files"]
     assert not list((CONF / "family").glob("*.yaml"))
     assert {model_kind(name) for name in group_options("model")} == {"encoder", "causal_lm"}
     assert not [option for group in ("model", "task") for option in group_options(group) if "family" in option]

@@ -20,7 +20,7 @@ from lorasb.config import config_problems, group_options, register_resolvers, re
 from lorasb.config.choices import model_kind
 from lorasb.settings.accumulator import AccumulatorOptions
 from lorasb.settings.convert import SettingsError, settings_from
-from lorasb.settings.data import DataSettings, InstructionDataSettings
+from lorasb.settings.data import DataSettings, InstructionDataSettings, LabeledFileSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.fields import default
 from lorasb.settings.gradient_cache import GradientCacheSettings
@@ -109,10 +109,13 @@ def test_every_config_builds_the_data_and_eval_settings(compose, overrides):
     the GLUE tasks' have neither, nor an eval block."""
     values = OmegaConf.to_container(compose(*overrides), resolve=True)
     instruction = values["task"]["model_kind"] == "causal_lm"
-    classes = {"data": InstructionDataSettings, "eval": EvalAfterFitSettings} if instruction else {"data": DataSettings}
+    own_files = values["task"]["name"] in ("classification", "regression")
+    data = InstructionDataSettings if instruction else LabeledFileSettings if own_files else DataSettings
+    classes = {"data": data, "eval": EvalAfterFitSettings} if instruction else {"data": data}
     assert "eval" in values if instruction else "eval" not in values
     target = values["data"].pop("_target_")  # the class Hydra builds, no setting
-    assert target == ("lorasb.data.InstructionDataModule" if instruction else "lorasb.data.GlueDataModule")
+    modules = {InstructionDataSettings: "InstructionDataModule", LabeledFileSettings: "LabeledFileDataModule", DataSettings: "GlueDataModule"}
+    assert target == f"lorasb.data.{modules[data]}"
     for key, cls in classes.items():
         settings = settings_from(cls, values[key], key)  # an unknown key raises
         assert dataclasses.asdict(settings) == values[key], f"{key}: keys missing from the config"
@@ -222,14 +225,18 @@ def shared_defaults(function, cls: type) -> dict:
 def test_the_code_taking_settings_as_arguments_defaults_to_the_settings():
     """The data modules and evaluate_sets, built by hand (tests, notebooks), default as the configs do."""
     from lorasb.data.base import TextDataModule  # GlueDataModule's and InstructionDataModule's keywords
+    from lorasb.data.custom import LabeledFileDataModule
     from lorasb.data.instruction import InstructionDataModule
     from lorasb.eval import evaluate_sets
 
-    for function, cls in ((TextDataModule.__init__, DataSettings), (InstructionDataModule.__init__, InstructionDataSettings), (evaluate_sets, EvalSettings)):
+    functions = ((TextDataModule.__init__, DataSettings), (InstructionDataModule.__init__, InstructionDataSettings), (LabeledFileDataModule.__init__, LabeledFileSettings), (evaluate_sets, EvalSettings))
+    for function, cls in functions:
         shared = shared_defaults(function, cls)
         assert shared == {name: default(cls, name) for name in shared}, function.__qualname__
     assert set(shared_defaults(TextDataModule.__init__, DataSettings)) == set(defaults_of(DataSettings))
     assert shared_defaults(InstructionDataModule.__init__, InstructionDataSettings) == {"val_size": 200}
+    own_keywords = set(shared_defaults(LabeledFileDataModule.__init__, LabeledFileSettings))  # train_file and monitor: the configs always set them
+    assert own_keywords == set(defaults_of(LabeledFileSettings)) - set(defaults_of(DataSettings)) - {"train_file", "monitor"}
     assert set(shared_defaults(evaluate_sets, EvalSettings)) == set(defaults_of(EvalSettings)) - {"sets"}
 
 
@@ -271,7 +278,8 @@ WRITTEN_CONFIGS = [REPO / "conf" / "train.yaml", REPO / "conf" / "evaluate.yaml"
 def test_the_configs_restate_no_default(path):
     """conf/train.yaml, conf/evaluate.yaml and the families set values; the defaults are the dataclasses'."""
     written = OmegaConf.to_container(OmegaConf.load(path))
-    blocks = {"init": InitSettings, "optim": OptimSettings, "gradient_cache": GradientCacheSettings, "data": InstructionDataSettings, "eval": EvalAfterFitSettings}
+    data = LabeledFileSettings if path.stem == "labeled_files" else InstructionDataSettings
+    blocks = {"init": InitSettings, "optim": OptimSettings, "gradient_cache": GradientCacheSettings, "data": data, "eval": EvalAfterFitSettings}
     defaults = {key: defaults_of(cls) for key, cls in blocks.items()}
     restated = [
         f"{block}.{key}: {value!r}"
@@ -302,7 +310,7 @@ def assert_refused(composing, override):
 
 @pytest.mark.parametrize(
     "task, override",
-    [("glue/mrpc", "data.max_length=long"), ("glue/mrpc", "data.batch_size=null"), ("metamath", "data.max_length=1.5"), ("metamath", "data.val_size=some"), ("metamath", "eval.limit=x")],
+    [("glue/mrpc", "data.max_length=long"), ("glue/mrpc", "data.batch_size=null"), ("metamath", "data.max_length=1.5"), ("metamath", "data.val_size=some"), ("metamath", "eval.limit=x"), ("custom/classification", "data.validation_ratio=half"), ("custom/regression", "data.text_fields=text")],
 )
 def test_a_wrong_type_of_data_or_eval_is_refused(compose, task, override):
     assert_refused(lambda: compose(f"task={task}", f"model={fitting_model(task)}", override), override)

@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.data import InstructionDataSettings
+from lorasb.settings.data import LABELED_FILE_METRICS, DataSettings, InstructionDataSettings, LabeledFileSettings, unlogged_monitor
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.harness import HarnessSettings
@@ -46,10 +46,12 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def settings_rules(cls: type, prefix: str) -> Iterator[Rule]:
-    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`)."""
+def settings_rules(cls: type, prefix: str, inherited_from: type | None = None) -> Iterator[Rule]:
+    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`), but
+    those of the class ``inherited_from`` (whose rules are there already)."""
+    skipped = {key for key, _ in walk(inherited_from, prefix)} if inherited_from is not None else set()
     for key, field in walk(cls, prefix):
-        if field.metadata.get("check") is not None:
+        if field.metadata.get("check") is not None and key not in skipped:
             yield Rule(key, field.metadata["check"])
 
 
@@ -67,6 +69,7 @@ RULES: tuple[Rule, ...] = (
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
     *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
+    *settings_rules(LabeledFileSettings, "data", inherited_from=DataSettings),  # the custom tasks' files and fields
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
     Rule("trainer.accumulate_grad_batches", integer(1)),
@@ -92,6 +95,14 @@ def _too_few_rows(values: dict[str, Any]) -> str | None:
         return None
     kept = f"data.train_limit={limit}" + (f" less data.val_size={held_out}" if held_out else "")
     return f"init.num_samples={samples}: expected at most the {limit - held_out} training rows kept ({kept})"
+
+
+def _unlogged_monitor(cfg: DictConfig) -> str | None:
+    """The user's own tasks log fixed metrics: the monitored one must be among them."""
+    task, monitor = OmegaConf.select(cfg, "data.task"), OmegaConf.select(cfg, "task.monitor")
+    if OmegaConf.select(cfg, "data.train_file", default=_ABSENT) is _ABSENT or task not in LABELED_FILE_METRICS:
+        return None
+    return unlogged_monitor(task, monitor)
 
 
 SETTINGS_BLOCKS = {"optim": OptimSettings, "init": InitSettings}
@@ -130,6 +141,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
         if problem:
             problems.append(problem)
     if not problems and (problem := _too_few_rows(values)):
+        problems.append(problem)
+    if problem := _unlogged_monitor(cfg):
         problems.append(problem)
     return problems
 

@@ -1,6 +1,8 @@
-"""Data modules: GLUE for encoders, MetaMathQA and Commonsense170K for causal language models."""
+"""Data modules: GLUE and the user's own classification and regression files for encoders,
+MetaMathQA and Commonsense170K for causal language models."""
 
 from lorasb.data.base import TextDataModule
+from lorasb.data.custom import LabeledFileDataModule
 from lorasb.data.glue import GlueDataModule
 from lorasb.data.glue_tasks import GLUE_TASKS, GlueTask, glue_task
 from lorasb.data.instruction import INSTRUCTION_SETS, InstructionDataModule, encode_examples, fit_to_length
@@ -11,6 +13,7 @@ __all__ = [
     "GlueDataModule",
     "GlueTask",
     "InstructionDataModule",
+    "LabeledFileDataModule",
     "TextDataModule",
     "encode_examples",
     "fit_to_length",
