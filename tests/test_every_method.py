@@ -8,7 +8,7 @@ from torch import nn
 from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
 
 import lorasb
-from lorasb.method.attach import matches
+from lorasb.method.targets import matches
 from lorasb.method.cache import Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.registry import build_method, method_classes
