@@ -16,10 +16,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.data import InstructionDataSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.init import InitSettings
+from lorasb.settings.instruction_files import InstructionFileSettings  # its keys hold every data module's and evaluate's
 from lorasb.settings.optim import OptimSettings
 
 _ABSENT = object()
@@ -65,7 +65,8 @@ RULES: tuple[Rule, ...] = (
     Rule("method.alpha", positive(nullable=True)),
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
-    *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
+    *settings_rules(InstructionFileSettings, "data"),  # the keys a task's data lack (GLUE: val_size) are skipped
+    Rule("model.name_or_path", Check("a Hub name or a local folder", lambda v: isinstance(v, str) and bool(v))),
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
     Rule("trainer.accumulate_grad_batches", integer(1)),

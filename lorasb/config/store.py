@@ -11,6 +11,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from lorasb.settings.data import DataSettings, InstructionDataSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.gradient_cache import GradientCacheSettings
+from lorasb.settings.instruction_files import InstructionEvalDataSettings, InstructionFileSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.optim import OptimSettings
 
@@ -21,10 +22,12 @@ SETTINGS = {
     "gradient_cache": GradientCacheSettings,
     "data": DataSettings,
     "instruction_data": InstructionDataSettings,
+    "instruction_file_data": InstructionFileSettings,
+    "instruction_eval_data": InstructionEvalDataSettings,
     "eval": EvalSettings,
     "eval_after_fit": EvalAfterFitSettings,
 }
-INSTANTIATED = ("data", "instruction_data")  # blocks Hydra instantiates: they also name their class
+INSTANTIATED = ("data", "instruction_data", "instruction_file_data")  # blocks Hydra instantiates: they also name their class
 
 
 def register_settings() -> None:

@@ -17,7 +17,6 @@ templates, EOS and the end-of-turn token for ``chat``.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,9 +25,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lorasb.data.conversation import Conversation
 from lorasb.data.prompts import STOP_STRINGS, alpaca_prompt
-
-TEMPLATE_NAMES = ("auto", "alpaca", "chat")
-FIELDS = ("instruction", "input")  # what a template string may name
+from lorasb.settings.instruction_files import TEMPLATE_NAMES, template_problem
 
 
 @dataclass(frozen=True)
@@ -123,22 +120,6 @@ class ChatTemplate:
 Template = TextTemplate | ChatTemplate
 
 ALPACA = TextTemplate("alpaca", alpaca_prompt, STOP_STRINGS)
-
-
-def template_problem(choice: str) -> str | None:
-    """Why ``choice`` is no ``data.template`` (None when it is one)."""
-    if choice in TEMPLATE_NAMES:
-        return None
-    try:
-        named = {field for _, field, _, _ in string.Formatter().parse(choice) if field is not None}
-    except ValueError as err:
-        return f"not a format string ({err}; write literal braces as {{{{ and }}}})"
-    if "instruction" not in named:
-        return "a template string must hold {instruction}, where the user's turn goes"
-    unknown = sorted(named - set(FIELDS))
-    if unknown:
-        return f"a template string may name only {{instruction}} and {{input}}, not {', '.join('{' + n + '}' for n in unknown)}"
-    return None
 
 
 def make_template(choice: str, tokenizer: PreTrainedTokenizerBase) -> Template:
