@@ -177,6 +177,22 @@ class NoResponseTokenError(ValueError):
     """Examples with no response token left within ``data.max_length``: they would train on nothing."""
 
 
+def no_response_refusal(rows: Rows, rules: list[str], max_length: int) -> str | None:
+    """A line naming the rows (of ``rows``, fitted by ``rules``) left without a response token, or None."""
+    empty = [number for number, rule in zip(rows.numbers, rules) if rule == NO_RESPONSE_TOKEN]
+    if not empty:
+        return None
+    shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+    return (
+        f"{rows.name}: {len(empty)} of {len(rules)} rows keep no response token within data.max_length={max_length} "
+        f"(rows {shown}), so they would train on nothing; raise data.max_length or shorten their prompts"
+    )
+
+
+def _rules(dataset: datasets.Dataset) -> list[str]:
+    return dataset["fit"] if len(dataset) else []
+
+
 class ConversationDataModule(TextDataModule):
     """Conversations for a causal language model, rendered by a template, loss on the responses.
 
@@ -217,7 +233,8 @@ class ConversationDataModule(TextDataModule):
         else:
             validation = validation.subset(range(min(len(validation.conversations), self.val_limit or len(validation.conversations))))
         encoded = {split: self._encode(part, split) for split, part in (("training", rows), ("validation", validation))}
-        refused = [line for line in (self._refusal(part, encoded[split]) for split, part in (("training", rows), ("validation", validation))) if line]
+        parts = (("training", rows), ("validation", validation))
+        refused = [line for split, part in parts if (line := no_response_refusal(part, _rules(encoded[split]), self.max_length))]
         if refused:
             raise NoResponseTokenError("\n".join(refused))
         self.train_dataset, self.val_dataset = (encoded[split].remove_columns("fit") if len(encoded[split]) else encoded[split] for split in encoded)
@@ -237,19 +254,6 @@ class ConversationDataModule(TextDataModule):
         if len(dataset):  # no rows: ``map`` made no columns at all
             self.fit_counts[split] = report_fit(f"{rows.name} {split} rows", dataset["fit"], self.max_length)
         return dataset
-
-    def _refusal(self, rows: Rows, dataset: datasets.Dataset) -> str | None:
-        """A line naming the rows left without a response token, or None."""
-        if not len(dataset):
-            return None
-        empty = [rows.numbers[i] for i, rule in enumerate(dataset["fit"]) if rule == NO_RESPONSE_TOKEN]
-        if not empty:
-            return None
-        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
-        return (
-            f"{rows.name}: {len(empty)} of {len(dataset)} rows keep no response token within data.max_length={self.max_length} "
-            f"(rows {shown}), so they would train on nothing; raise data.max_length or shorten their prompts"
-        )
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
