@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
 from lorasb.settings.evaluation import EvalAfterFitSettings
@@ -119,7 +119,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
     for rule in RULES:
         try:
             value = _value(cfg, rule.key)
-        except Exception as err:  # an interpolation that does not resolve, a missing mandatory value
+        except MissingMandatoryValue:
+            problems.append(f"{rule.key}: required, but not set; expected {rule.check.allowed}")
+            continue
+        except Exception as err:  # an interpolation that does not resolve
             problems.append(f"{rule.key}: cannot be read ({err})")
             continue
         if value is _ABSENT:
