@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers.tiny_models import tiny_model
 
-import lorasb.eval.instruction_file as instruction_file
+from lorasb.eval import instruction_file
 from lorasb.data import InstructionFileDataModule
 from lorasb.data.instruction_files import RowFormat
 from lorasb.eval import evaluate_sets

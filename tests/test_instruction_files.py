@@ -55,10 +55,7 @@ def chatml_trained_positions(tokenizer, ids: list[int]) -> list[int]:
     header = [start, *assistant, *newline]
     positions, inside = [], False
     for i, token in enumerate(ids):
-        if inside:
-            positions.append(i)
-            inside = token != end
-        elif ids[max(0, i - len(header)) : i] == header:
+        if inside or ids[max(0, i - len(header)) : i] == header:
             positions.append(i)
             inside = token != end
     return positions
