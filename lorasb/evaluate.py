@@ -1,13 +1,15 @@
-"""Evaluate a causal language model on GSM8K, MATH or the commonsense sets.
+"""Evaluate a causal language model on GSM8K, MATH, the commonsense sets or a held-out instruction file.
 
     python -m lorasb.evaluate eval.sets=[gsm8k] eval.limit=50 data.dir=<root>          # base model
     python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[piqa,siqa]          # PEFT adapter
     python -m lorasb.evaluate checkpoint=<run_dir>/checkpoints/best.ckpt eval.sets=[math]
     python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[] harness.tasks=[arc_easy]  # lm-evaluation-harness
+    python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[] eval.file=held_out.jsonl eval.match=[exact,contains]
 
-Writes ``eval.json`` (accuracy and count per set) and ``predictions/<set>.jsonl`` (prompt,
-generation, extracted and gold answers, grade per example) into its run directory, and with
-``harness.tasks`` the harness's results as ``lm_eval.json`` beside them.
+Writes ``eval.json`` (accuracy and count per set; loss, perplexity and the matches of a file)
+and ``predictions/<set>.jsonl`` (prompt, generation, extracted and gold answers, grade per
+example) into its run directory, and with ``harness.tasks`` the harness's results as
+``lm_eval.json`` beside them.
 """
 
 from __future__ import annotations
@@ -114,9 +116,10 @@ def score_sets(cfg: DictConfig) -> None:
 
     model, tokenizer_name = load_model(cfg)
     scored = {"base_model": tokenizer_name, "adapter": cfg.adapter, "checkpoint": cfg.checkpoint}
-    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, scored, cfg.device)
+    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data, cfg.run_dir, scored, cfg.device)
     for name, result in results.items():
-        log.info("%s: accuracy %.4f on %d examples (%.2f s/example)", name, result["accuracy"], result["count"], result["seconds_per_example"])
+        if "accuracy" in result:
+            log.info("%s: accuracy %.4f on %d examples (%.2f s/example)", name, result["accuracy"], result["count"], result["seconds_per_example"])
     log.info("results: %s", Path(cfg.run_dir) / "eval.json")
 
 

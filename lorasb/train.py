@@ -123,7 +123,7 @@ def evaluate_after_fit(run: Run) -> None:
     if not (run.trainer.is_global_zero and cfg.get("eval") and cfg.eval.after_fit):
         return
     scored = {"base_model": cfg.model.name_or_path, "trained_in": str(cfg.run_dir)}
-    results = evaluate_model(merged_where_exact(run.module.model), run.datamodule.tokenizer, cfg.eval, cfg.data.dir, cfg.run_dir, scored)
+    results = evaluate_model(merged_where_exact(run.module.model), run.datamodule.tokenizer, cfg.eval, cfg.data, cfg.run_dir, scored)
     if run.summary is not None:
         run.summary.summary["eval"] = results
         run.summary.write(Path(cfg.run_dir) / run.summary.filename)

@@ -13,14 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.data import LABELED_FILE_METRICS, DataSettings, InstructionDataSettings, LabeledFileSettings, unlogged_monitor
+from lorasb.settings.data import LABELED_FILE_METRICS, DataSettings, LabeledFileSettings, unlogged_monitor
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
 from lorasb.settings.harness import HarnessSettings
 from lorasb.settings.init import InitSettings
+from lorasb.settings.instruction_files import InstructionFileSettings  # its keys hold every data module's and evaluate's
 from lorasb.settings.optim import OptimSettings
 
 _ABSENT = object()
@@ -68,8 +69,9 @@ RULES: tuple[Rule, ...] = (
     Rule("method.alpha", positive(nullable=True)),
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
-    *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
+    *settings_rules(InstructionFileSettings, "data"),  # the keys a task's data lack (GLUE: val_size) are skipped
     *settings_rules(LabeledFileSettings, "data", inherited_from=DataSettings),  # the custom tasks' files and fields
+    Rule("model.name_or_path", Check("a Hub name or a local folder", lambda v: isinstance(v, str) and bool(v))),
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
     Rule("trainer.accumulate_grad_batches", integer(1)),
@@ -131,7 +133,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
     for rule in RULES:
         try:
             value = _value(cfg, rule.key)
-        except Exception as err:  # an interpolation that does not resolve, a missing mandatory value
+        except MissingMandatoryValue:
+            problems.append(f"{rule.key}: required, but not set; expected {rule.check.allowed}")
+            continue
+        except Exception as err:  # an interpolation that does not resolve
             problems.append(f"{rule.key}: cannot be read ({err})")
             continue
         if value is _ABSENT:

@@ -12,6 +12,7 @@ from lorasb.settings.data import DataSettings, InstructionDataSettings, LabeledF
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.gradient_cache import GradientCacheSettings
 from lorasb.settings.harness import HarnessSettings
+from lorasb.settings.instruction_files import InstructionEvalDataSettings, InstructionFileSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.optim import OptimSettings
 
@@ -23,11 +24,13 @@ SETTINGS = {
     "data": DataSettings,
     "instruction_data": InstructionDataSettings,
     "labeled_file_data": LabeledFileSettings,
+    "instruction_file_data": InstructionFileSettings,
+    "instruction_eval_data": InstructionEvalDataSettings,
     "eval": EvalSettings,
     "eval_after_fit": EvalAfterFitSettings,
     "harness": HarnessSettings,
 }
-INSTANTIATED = ("data", "instruction_data", "labeled_file_data")  # blocks Hydra instantiates: they also name their class
+INSTANTIATED = ("data", "instruction_data", "labeled_file_data", "instruction_file_data")  # blocks Hydra instantiates: they also name their class
 
 
 def register_settings() -> None:

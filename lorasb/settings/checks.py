@@ -65,7 +65,8 @@ def existing(kind: str) -> Check:
     return Check(f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
 
 
-def names(empty: bool = False) -> Check:
-    """A list of names, non-empty unless ``empty``."""
-    what = "a list of names" if empty else "a non-empty list of names"
-    return Check(what, lambda v: isinstance(v, list) and (empty or bool(v)) and all(isinstance(n, str) for n in v))
+def names(allowed: tuple[str, ...] | None = None, empty: bool = False) -> Check:
+    """A list of names (of ``allowed``, where given), non-empty unless ``empty``."""
+    what = f"a list of {', '.join(allowed)}" if allowed else "a list of names"
+    what = what if empty else f"a non-empty {what.removeprefix('a ')}"
+    return Check(what, lambda v: isinstance(v, list) and (empty or bool(v)) and all(isinstance(n, str) and (allowed is None or n in allowed) for n in v))
