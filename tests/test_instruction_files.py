@@ -242,5 +242,5 @@ def test_bad_input_stops_the_run_before_the_model_loads(composer, tmp_path, monk
 def test_a_template_string_without_the_instruction_is_refused_by_the_config_check(compose):
     from lorasb.config import config_problems
 
-    problems = config_problems(compose("task=custom/instruction", "model=smollm2_135m", "data.template='Q: {question}'"))
+    problems = config_problems(compose("task=custom/instruction", "model=smollm2_135m", "data.train_file=chats.jsonl", "data.template='Q: {question}'"))
     assert problems == ["data.template=Q: {question}: expected auto, alpaca, chat or a template string holding {instruction} (and optionally {input})"]

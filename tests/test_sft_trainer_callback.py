@@ -4,9 +4,8 @@ import json
 
 import pytest
 import torch
-from helpers.trainer_runs import RecordingCollator, Snapshot, factors, probe_loss
+from helpers.trainer_runs import RecordingCollator, Snapshot, assert_factors_are_initialize, probe_loss
 
-import lorasb
 from lorasb.integrations import LoraSBCallback, attach_for_trainer
 
 TARGETS = ["q_proj", "v_proj"]
@@ -78,14 +77,7 @@ def test_the_factors_are_lorasb_initialize_on_the_trainers_first_batch(trained, 
     callback, snapshot = trained["callback"], trained["snapshot"]
     assert callback.batches == 1
     assert callback.first_lr == snapshot.lrs[0] == pytest.approx(2e-3)  # linear decay, no warm-up: step 0 has the peak lr
-    reference = smollm2(smollm2_dir)
-    updates = lorasb.estimate_update(reference, trained["collator"].batches[:1], lr=callback.first_lr, seed=SEED)
-    lorasb.initialize(reference, updates)
-    expected = factors(reference)
-    assert snapshot.factors.keys() == expected.keys() and len(expected) == 3 * 2 * 30
-    for name, tensor in expected.items():
-        assert torch.equal(snapshot.factors[name], tensor), name
-    assert snapshot.cores_in_optimizer
+    assert_factors_are_initialize(snapshot, smollm2(smollm2_dir), trained["collator"].batches[:1], callback.first_lr, SEED, layers=2 * 30)
 
 
 @pytest.mark.slow

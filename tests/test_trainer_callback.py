@@ -7,7 +7,7 @@ a second run resumes it from its step-4 checkpoint.
 
 import pytest
 import torch
-from helpers.trainer_runs import RecordingCollator, Snapshot, factors, probe_loss
+from helpers.trainer_runs import RecordingCollator, Snapshot, assert_factors_are_initialize, factors, probe_loss
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
 
@@ -79,14 +79,7 @@ def test_the_factors_are_lorasb_initialize_on_the_trainers_first_batches(trained
     assert callback.batches == ACCUMULATION  # the first optimizer step's micro-batches
     first_batches = trained["collator"].batches[:ACCUMULATION]
 
-    reference = minilm(minilm_dir)
-    updates = lorasb.estimate_update(reference, first_batches, lr=callback.first_lr, seed=SEED)
-    lorasb.initialize(reference, updates)
-    expected = factors(reference)
-    assert snapshot.factors.keys() == expected.keys() and len(expected) == 3 * 2 * 6
-    for name, tensor in expected.items():
-        assert torch.equal(snapshot.factors[name], tensor), name
-    assert snapshot.cores_in_optimizer
+    assert_factors_are_initialize(snapshot, minilm(minilm_dir), first_batches, callback.first_lr, SEED, layers=2 * 6)
 
 
 @pytest.mark.slow

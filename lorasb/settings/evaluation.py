@@ -33,7 +33,7 @@ class EvalSettings:
         factory=list,
         help="eval.file: generate an answer to each row's last user turn and compare it with the reference (the last assistant "
         "turn): exact (equal after trimming spaces and case) and/or contains (the reference inside the answer); []: loss only",
-        check=names(MATCHES),
+        check=names(MATCHES, empty=True),
     )
     limit: int | None = setting(None, help="the first N examples of each set (null: all)", check=integer(1, nullable=True))
     batch_size: int = setting(8, help="prompts generated at once", check=integer(1))

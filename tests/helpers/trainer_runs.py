@@ -58,3 +58,15 @@ def probe_loss(model, batch: dict) -> float:
     loss = model(**batch).loss.item()
     model.train(was_training)
     return loss
+
+
+def assert_factors_are_initialize(snapshot: Snapshot, reference, batches: list, lr: float, seed: int, layers: int) -> None:
+    """The factors the callback wrote (``snapshot``) equal ``lorasb.initialize`` on a fresh copy of
+    the model (``reference``) from the same batches, lr₁ and seed, bit for bit, in every one of
+    ``layers`` adapted layers (three factors each), and the optimizer holds the trained cores."""
+    lorasb.initialize(reference, lorasb.estimate_update(reference, batches, lr=lr, seed=seed))
+    expected = factors(reference)
+    assert snapshot.factors.keys() == expected.keys() and len(expected) == 3 * layers
+    for name, tensor in expected.items():
+        assert torch.equal(snapshot.factors[name], tensor), name
+    assert snapshot.cores_in_optimizer
