@@ -109,6 +109,7 @@ def test_a_debug_option_shortens_the_run_and_beats_the_experiment(compose, optio
     assert compose("experiment=quickstart").trainer.fast_dev_run is False  # debug: null
 
 
+@pytest.mark.slow  # a training process: all-MiniLM-L6-v2 for one batch
 def test_debug_fast_dev_run_trains_one_batch_for_real(tmp_path):
     started = time.monotonic()
     result = cli("experiment=quickstart", "debug=fast_dev_run", f"hydra.run.dir={tmp_path}", f"gradient_cache.dir={tmp_path / 'cache'}",
@@ -124,6 +125,7 @@ def test_debug_fast_dev_run_trains_one_batch_for_real(tmp_path):
 # --- loggers ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a training process: all-MiniLM-L6-v2 for a few steps
 def test_tensorboard_and_mlflow_write_what_reads_back(tmp_path):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

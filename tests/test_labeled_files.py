@@ -236,8 +236,8 @@ def test_a_file_the_parser_cannot_split_is_refused_whole(minilm_dir, tmp_path):
 
 
 def test_a_hub_id_that_cannot_be_reached_says_so(minilm_dir, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    for setting in ("datasets.config.HF_HUB_OFFLINE", "datasets.config.HF_DATASETS_OFFLINE", "huggingface_hub.constants.HF_HUB_OFFLINE"):
+        monkeypatch.setattr(setting, True)  # read when the libraries are imported: as if HF_HUB_OFFLINE=1 had been set before
     message = refusal(minilm_dir, train_file="someone/reviews")
     assert message.startswith("someone/reviews: not a local file, and the Hugging Face Hub did not provide its split 'train' (")
     assert message.endswith("); expected a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id; without network, point at a local file")
