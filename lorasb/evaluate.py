@@ -99,9 +99,10 @@ def harness_model(cfg: DictConfig) -> tuple[str, str | None]:
 def main(cfg: DictConfig) -> None:
     try:
         check_config(cfg)
-        if not cfg.eval.sets and not cfg.harness.tasks:
-            raise ConfigError("nothing to score: give eval.sets=[...] or harness.tasks=[...]")
-        if cfg.eval.sets:
+        own_scoring = bool(cfg.eval.sets) or cfg.eval.file is not None  # the paper's sets, a held-out file, or both
+        if not own_scoring and not cfg.harness.tasks:
+            raise ConfigError("nothing to score: give eval.sets=[...], eval.file=<file> or harness.tasks=[...]")
+        if own_scoring:
             score_sets(cfg)
         if cfg.harness.tasks:
             score_with_harness(cfg)

@@ -52,7 +52,7 @@ def test_an_adapter_folder_without_its_config_is_refused_by_name(tmp_path):
 def test_nothing_to_score_is_refused(tmp_path):
     result = evaluate("eval.sets=[]", f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 1
-    assert last_line(result) == "error: nothing to score: give eval.sets=[...] or harness.tasks=[...]"
+    assert last_line(result) == "error: nothing to score: give eval.sets=[...], eval.file=<file> or harness.tasks=[...]"
 
 
 @pytest.mark.slow  # a subprocess
