@@ -1,11 +1,15 @@
-"""Evaluate a causal language model on GSM8K, MATH or the commonsense sets.
+"""Evaluate a causal language model on GSM8K, MATH, the commonsense sets or a held-out instruction file.
 
     python -m lorasb.evaluate eval.sets=[gsm8k] eval.limit=50 data.dir=<root>          # base model
     python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[piqa,siqa]          # PEFT adapter
     python -m lorasb.evaluate checkpoint=<run_dir>/checkpoints/best.ckpt eval.sets=[math]
+    python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[] harness.tasks=[arc_easy]  # lm-evaluation-harness
+    python -m lorasb.evaluate adapter=<run_dir>/adapter eval.sets=[] eval.file=held_out.jsonl eval.match=[exact,contains]
 
-Writes ``eval.json`` (accuracy and count per set) and ``predictions/<set>.jsonl`` (prompt,
-generation, extracted and gold answers, grade per example) into its run directory.
+Writes ``eval.json`` (accuracy and count per set; loss, perplexity and the matches of a file)
+and ``predictions/<set>.jsonl`` (prompt, generation, extracted and gold answers, grade per
+example) into its run directory, and with ``harness.tasks`` the harness's results as
+``lm_eval.json`` beside them.
 """
 
 from __future__ import annotations
@@ -79,21 +83,78 @@ def adapter_base(adapter: str) -> str | None:
     return None
 
 
+def harness_model(cfg: DictConfig) -> tuple[str, str | None]:
+    """What the harness loads: the base model and the PEFT adapter on it (None: the model alone,
+    e.g. a merged export given as ``model.name_or_path``). A training checkpoint's adapter is
+    exported into the run directory first, by the export every run uses."""
+    if cfg.checkpoint and cfg.adapter:
+        raise ConfigError("give checkpoint=<file> or adapter=<folder>, not both")
+    if cfg.checkpoint:
+        from lorasb.lightning.causal_lm import CausalLMModule
+
+        with refusing_unsafe(cfg.checkpoint):
+            module = CausalLMModule.load_from_checkpoint(cfg.checkpoint, map_location="cpu", weights_only=True)
+        adapter = module.export_adapter(Path(cfg.run_dir) / "adapter", run_dir=Path(cfg.checkpoint).parent.parent)
+        return module.model_settings.name_or_path, str(adapter)
+    if cfg.adapter:
+        return adapter_base(cfg.adapter) or cfg.model.name_or_path, cfg.adapter
+    return cfg.model.name_or_path, None
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    try:
+        check_config(cfg)
+        own_scoring = bool(cfg.eval.sets) or cfg.eval.file is not None  # the paper's sets, a held-out file, or both
+        if not own_scoring and not cfg.harness.tasks:
+            raise ConfigError("nothing to score: give eval.sets=[...], eval.file=<file> or harness.tasks=[...]")
+        if own_scoring:
+            score_sets(cfg)
+        if cfg.harness.tasks:
+            score_with_harness(cfg)
+    except (ConfigError, UnsafeCheckpointError) as err:  # the message says it all; no traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+def score_sets(cfg: DictConfig) -> None:
+    """lorasb's own evaluation: ``eval.json`` and ``predictions/``."""
     from lorasb.eval import evaluate_model
     from lorasb.models import load_tokenizer
 
-    try:
-        check_config(cfg)
-        model, tokenizer_name = load_model(cfg)
-    except (ConfigError, UnsafeCheckpointError) as err:  # the message says it all; no traceback
-        raise SystemExit(f"error: {err}") from None
+    model, tokenizer_name = load_model(cfg)
     scored = {"base_model": tokenizer_name, "adapter": cfg.adapter, "checkpoint": cfg.checkpoint}
-    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data.dir, cfg.run_dir, scored, cfg.device)
+    results = evaluate_model(model, load_tokenizer(tokenizer_name), cfg.eval, cfg.data, cfg.run_dir, scored, cfg.device)
     for name, result in results.items():
-        log.info("%s: accuracy %.4f on %d examples (%.2f s/example)", name, result["accuracy"], result["count"], result["seconds_per_example"])
+        if "accuracy" in result:
+            log.info("%s: accuracy %.4f on %d examples (%.2f s/example)", name, result["accuracy"], result["count"], result["seconds_per_example"])
     log.info("results: %s", Path(cfg.run_dir) / "eval.json")
+
+
+def score_with_harness(cfg: DictConfig) -> None:
+    """lm-evaluation-harness on ``harness.tasks``: ``lm_eval.json``."""
+    from lorasb.eval.evaluation import resolve_device
+    from lorasb.eval.harness import RESULTS_FILE, UnknownTaskError, run_harness
+
+    pretrained, adapter = harness_model(cfg)
+    options = cfg.harness
+    try:
+        output = run_harness(
+            pretrained,
+            list(options.tasks),
+            cfg.run_dir,
+            adapter=adapter,
+            include_path=options.include_path,
+            limit=options.limit,
+            num_fewshot=options.num_fewshot,
+            batch_size=options.batch_size,
+            device=str(resolve_device(cfg.device)),
+            dtype=cfg.model.dtype,
+        )
+    except UnknownTaskError as err:
+        raise ConfigError(str(err)) from None
+    for task, metrics in output["results"].items():
+        log.info("%s: %s", task, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    log.info("harness results: %s", Path(cfg.run_dir) / RESULTS_FILE)
 
 
 if __name__ == "__main__":

@@ -50,8 +50,6 @@ def build(cfg: DictConfig) -> Run:
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
-    from lorasb.lightning.final_validation import FinalValidation
-
     L.seed_everything(cfg.seed, workers=True)
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     for logger in loggers:  # every key of the run's config can filter runs (W&B) or be read back (CSV)
@@ -59,13 +57,12 @@ def build(cfg: DictConfig) -> Run:
     callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items()}
     if not loggers:  # the learning rate has nowhere to go (Lightning refuses the monitor then)
         callbacks = {name: c for name, c in callbacks.items() if not isinstance(c, LearningRateMonitor)}
-    callbacks["final_validation"] = FinalValidation()  # a run bounded by max_steps or max_time is validated at its last step too
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")  # read and check the data before the model loads (Lightning's own call then finds it ready)
     return Run(
         cfg=cfg,
         datamodule=datamodule,
-        module=instantiate(cfg.module),
+        module=instantiate(cfg.module, **datamodule.module_arguments()),  # e.g. the label names the data hold
         trainer=instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False),
         loggers=loggers,
         summary=callbacks.get("summary"),
@@ -126,7 +123,7 @@ def evaluate_after_fit(run: Run) -> None:
     if not (run.trainer.is_global_zero and cfg.get("eval") and cfg.eval.after_fit):
         return
     scored = {"base_model": cfg.model.name_or_path, "trained_in": str(cfg.run_dir)}
-    results = evaluate_model(merged_where_exact(run.module.model), run.datamodule.tokenizer, cfg.eval, cfg.data.dir, cfg.run_dir, scored)
+    results = evaluate_model(merged_where_exact(run.module.model), run.datamodule.tokenizer, cfg.eval, cfg.data, cfg.run_dir, scored)
     if run.summary is not None:
         run.summary.summary["eval"] = results
         run.summary.write(Path(cfg.run_dir) / run.summary.filename)

@@ -153,12 +153,25 @@ def test_wandb_offline_run_and_csv_hold_the_diagnostics(composer, tmp_path, shar
 
 
 @pytest.mark.parametrize("preset", ["compare/glue", "compare/metamath"])
-def test_compare_preset_sweeps_every_method_at_its_own_lr(preset, composer, tmp_path):
+def test_compare_preset_sweeps_every_method_and_three_seeds_at_each_methods_own_lr(preset, composer, tmp_path):
     sweep = OmegaConf.load(REPO / "conf" / "experiment" / f"{preset}.yaml").hydra.sweeper.params
     methods = sweep.method.split(",")
     assert sorted(methods) == sorted(p.stem for p in (REPO / "conf" / "method").glob("*.yaml"))
     assert len(str(sweep.rank).split(",")) == 2
+    assert sweep.seed.split(",") == ["0", "1", "2"]
     for method in methods:
         cfg = composer([f"experiment={preset}", f"method={method}"], tmp_path)
         default = OmegaConf.load(REPO / "conf" / "method" / f"{method}.yaml").method.lr
         assert cfg.optim.lr == default[cfg.model.kind] and cfg.method.name == method
+        assert list(cfg.optim.auto_lr.candidates) == list(default.search[cfg.model.kind])
+
+
+@pytest.mark.parametrize("method", sorted(p.stem for p in (REPO / "conf" / "method").glob("*.yaml")))
+def test_every_method_takes_the_range_test_on_encoders_and_keeps_a_published_lr(method, composer, tmp_path):
+    cfg = composer([f"method={method}", "model=minilm"], tmp_path)
+    assert cfg.optim.lr == "auto"
+    candidates = list(cfg.optim.auto_lr.candidates)
+    assert len(candidates) >= 3 and candidates == sorted(candidates)
+    published = composer([f"method={method}", "model=minilm", "optim.lr=${method.lr.published.encoder}"], tmp_path).optim.lr
+    assert isinstance(published, float) and candidates[0] <= published <= candidates[-1]  # the range holds the method's own lr
+    assert isinstance(composer([f"method={method}", "model=smollm2_135m"], tmp_path).optim.lr, float)  # LLMs: a fixed lr

@@ -47,7 +47,10 @@ def test_every_group_is_covered():
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS, ids=[f"{g}={o}" for g, o in GROUP_OPTIONS])
 def test_every_option_composes_and_resolves(compose, group, option, tmp_path):
-    cfg = compose(f"{group}={option}")
+    own_file = ["data.train_file=train.csv"] if (group, option.split("/")[0]) == ("task", "custom") else []  # the user's tasks name their file
+    generic = group == "model" and OmegaConf.is_missing(OmegaConf.load(CONF / "model" / f"{option}.yaml"), "name_or_path")
+    named = ["model.name_or_path=some/model"] if generic else []  # model=hf_encoder, hf_causal_lm
+    cfg = compose(f"{group}={option}", *own_file, *named)
     resolved = OmegaConf.to_container(cfg, resolve=True)  # nothing is loaded: Hub models resolve offline
     assert resolved["run_dir"] == str(tmp_path)
     for key in ("data", "module", "trainer", "task", "model", "optim", "init", "callbacks"):
@@ -135,7 +138,7 @@ def test_a_task_refuses_the_wrong_kind_of_model(compose):
 
     with pytest.raises(ValueError, match="needs a model of kind causal_lm, but the chosen model is of kind encoder; choose one of: model=gemma2_9b, .*model=smollm2_135m"):
         check_model_fits_task(compose("task=metamath"))
-    with pytest.raises(ValueError, match="choose one of: model=minilm, model=roberta_base, model=roberta_large"):
+    with pytest.raises(ValueError, match="choose one of: model=hf_encoder, model=minilm, model=roberta_base, model=roberta_large"):
         check_model_fits_task(compose("task=glue/rte", "model=llama3_2_1b"))
     check_model_fits_task(compose("task=commonsense", "model=smollm2_135m"))
 

@@ -17,7 +17,7 @@ from test_config import CONF, cli
 
 QUICK = ["experiment=quickstart", "data.train_limit=64", "data.val_limit=64", "data.batch_size=16", "init.num_samples=16",
          "init.batch_size=16", "trainer.max_steps=4", "export_adapter=false", "trainer.enable_progress_bar=false"]  # 4 steps in one epoch
-DEFAULT_CALLBACKS = ["checkpoint", "last_checkpoint", "exact_resume", "lr_monitor", "guard", "summary"]
+DEFAULT_CALLBACKS = ["checkpoint", "last_checkpoint", "exact_resume", "lr_monitor", "guard", "summary", "final_validation"]
 
 
 def compose_with_hydra(*overrides: str):
@@ -43,6 +43,7 @@ def test_the_default_callbacks_keep_their_values(compose, tmp_path):
         "guard": {"_target_": "lorasb.lightning.guard.TrainingGuard", "check_every": 1, "divergence_factor": 10},
         "summary": {"_target_": "lorasb.lightning.summary.RunSummary",
                     "run": {"task": "mrpc", "method": "lora_sb", "rank": 24, "lr": 1e-3, "monitor": "val/f1"}},
+        "final_validation": {"_target_": "lorasb.lightning.final_validation.FinalValidation"},
     }  # fmt: skip
 
 
@@ -89,7 +90,7 @@ def test_runs_sweeps_and_debug_runs_go_under_paths_output_dir(tmp_path):
 
 def test_model_and_task_families_are_apart_and_no_option():
     assert sorted(p.stem for p in (CONF / "family" / "model").glob("*.yaml")) == ["causal_lm", "encoder"]
-    assert sorted(p.stem for p in (CONF / "family" / "task").glob("*.yaml")) == ["glue", "instruction"]
+    assert sorted(p.stem for p in (CONF / "family" / "task").glob("*.yaml")) == ["glue", "instruction", "labeled_files"]
     assert not list((CONF / "family").glob("*.yaml"))
     assert {model_kind(name) for name in group_options("model")} == {"encoder", "causal_lm"}
     assert not [option for group in ("model", "task") for option in group_options(group) if "family" in option]
@@ -108,6 +109,7 @@ def test_a_debug_option_shortens_the_run_and_beats_the_experiment(compose, optio
     assert compose("experiment=quickstart").trainer.fast_dev_run is False  # debug: null
 
 
+@pytest.mark.slow  # a training process: all-MiniLM-L6-v2 for one batch
 def test_debug_fast_dev_run_trains_one_batch_for_real(tmp_path):
     started = time.monotonic()
     result = cli("experiment=quickstart", "debug=fast_dev_run", f"hydra.run.dir={tmp_path}", f"gradient_cache.dir={tmp_path / 'cache'}",
@@ -123,6 +125,7 @@ def test_debug_fast_dev_run_trains_one_batch_for_real(tmp_path):
 # --- loggers ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a training process: all-MiniLM-L6-v2 for a few steps
 def test_tensorboard_and_mlflow_write_what_reads_back(tmp_path):
     from mlflow.tracking import MlflowClient
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -63,11 +63,13 @@ def python_on_path(tmp_path_factory) -> dict[str, str]:
 
 
 # The README's first bash block is the set-up, which CI runs in a fresh virtual environment
-# (tests/test_readme.py checks that); every other bash block runs here.
+# (tests/test_readme.py checks that); every other bash block runs here. The pages write to
+# /tmp/; each run here writes to a folder of its own instead, so that no earlier run's files
+# (a checkpoint it would resume) are found there.
 @pytest.mark.slow
 @pytest.mark.parametrize(("path", "number"), numbered("bash", skip={README: 1}))
-def test_bash_block_runs_from_the_repository_root(path, number, python_on_path):
-    script = blocks_of(path, "bash")[number]
+def test_bash_block_runs_from_the_repository_root(path, number, python_on_path, tmp_path):
+    script = blocks_of(path, "bash")[number].replace("/tmp/", f"{tmp_path}/")
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
         cwd=REPO, env=python_on_path, capture_output=True, text=True, timeout=300,

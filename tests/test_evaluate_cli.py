@@ -48,6 +48,23 @@ def test_an_adapter_folder_without_its_config_is_refused_by_name(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # a subprocess
+def test_nothing_to_score_is_refused(tmp_path):
+    result = evaluate("eval.sets=[]", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 1
+    assert last_line(result) == "error: nothing to score: give eval.sets=[...], eval.file=<file> or harness.tasks=[...]"
+
+
+@pytest.mark.slow  # a subprocess
+def test_an_unknown_harness_task_is_refused_by_name(tmp_path):
+    result = evaluate("eval.sets=[]", "harness.tasks=[no_such_task]", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 1
+    assert last_line(result) == (
+        "error: lm-evaluation-harness has no task no_such_task; its names: python -m lm_eval ls tasks (or give harness.include_path)"
+    )
+    assert "Traceback" not in result.stderr
+
+
 # --- lenient grading ------------------------------------------------------------------------------
 
 

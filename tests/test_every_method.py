@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 from torch import nn
-from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama
+from helpers.tiny_models import BERT_TARGETS, LLAMA_TARGETS, bert_batches, llama_batches, tiny_bert, tiny_llama, tiny_model
 
 import lorasb
-from lorasb.method.attach import matches
+from lorasb.method.targets import matches, resolve_targets
 from lorasb.method.cache import Gradients
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.registry import build_method, method_classes
@@ -26,9 +26,14 @@ def llama32() -> nn.Module:
     return tiny_llama().float()
 
 
+def phi3() -> nn.Module:  # fused projections: qkv_proj, gate_up_proj
+    return tiny_model("phi3").float()
+
+
 FAMILIES = {
     "encoder": (bert32, BERT_TARGETS, ["classifier"], bert_batches),
     "causal_lm": (llama32, LLAMA_TARGETS, [], llama_batches),
+    "phi3 all-linear": (phi3, resolve_targets(phi3(), "all-linear"), [], llama_batches),
 }
 
 

@@ -9,6 +9,13 @@ import torch
 from lorasb.data import INSTRUCTION_SETS, InstructionDataModule, encode_examples, fit_to_length
 from lorasb.data.instruction import IGNORE_INDEX
 from lorasb.data.prompts import alpaca_prompt
+from lorasb.data.templates import ALPACA
+
+
+def alpaca_pair(spec, row):
+    """(prompt, response) of a row of a paper set, as the Alpaca template renders it."""
+    prompt, response = ALPACA.segments(spec.conversation(row))
+    return prompt.text, response.text
 
 # --- the prompt ---------------------------------------------------------------------------------
 
@@ -66,7 +73,7 @@ def metamath_rows(shared_data):
 
 def test_only_the_response_and_eos_carry_loss(smollm2_tokenizer, metamath_rows):
     spec = INSTRUCTION_SETS["metamath"]
-    pairs = [spec.pair(row) for row in metamath_rows]
+    pairs = [alpaca_pair(spec, row) for row in metamath_rows]
     for (prompt, response), example in zip(pairs, encode_examples(smollm2_tokenizer, pairs, 1024)):
         ids, labels = example["input_ids"], example["labels"]
         assert len(ids) == len(labels) == len(example["attention_mask"])
@@ -106,9 +113,9 @@ def test_a_response_longer_than_the_budget_loses_its_end(smollm2_tokenizer):
 def test_commonsense_pairs_use_the_input_field():
     spec = INSTRUCTION_SETS["commonsense"]
     row = {"instruction": "Pick one.", "input": "Context here", "output": "the correct answer is answer2", "answer": "answer2"}
-    prompt, response = spec.pair(row)
+    prompt, response = alpaca_pair(spec, row)
     assert "### Input:\nContext here" in prompt and response == "the correct answer is answer2"
-    assert "### Input:" not in spec.pair({**row, "input": ""})[0]
+    assert "### Input:" not in alpaca_pair(spec, {**row, "input": ""})[0]
 
 
 # --- the data module ------------------------------------------------------------------------------

@@ -10,6 +10,9 @@
       ↑        ↑        ↑           (config reads the typed settings, and the schedule names of lightning)
     train  evaluate  report         entry points: import any layer, never each other
 
+``integrations`` (the method in transformers' and TRL's trainers) sits beside ``lightning`` and
+imports only ``method`` and ``settings``.
+
 ``settings`` is the lowest layer, so that the method (``SVDConfig``, the accumulator options),
 the Lightning module and the config check share one declaration of each setting, and the
 command line checks a config without importing torch (``settings`` imports no heavy library).
@@ -33,12 +36,14 @@ ALLOWED = {
     "eval": {"data", "models", "settings"},
     "lightning": {"method", "data", "models", "settings"},
     "config": {"models", "lightning", "settings"},
+    "integrations": {"method", "settings"},
     "__init__": {"method"},
 }
 ENTRY_POINTS = {"train", "evaluate", "report", "export", "bench", "cache"}
 # The method is usable from any training loop: no training framework or config system in it.
 FORBIDDEN_THIRD_PARTY = {
     "method": {"lightning", "hydra", "omegaconf", "datasets"},
+    "integrations": {"lightning", "hydra", "omegaconf"},
     "settings": {"torch", "lightning", "transformers", "datasets", "hydra", "omegaconf"},
 }
 

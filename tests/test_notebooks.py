@@ -12,7 +12,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_there_are_notebooks():
-    assert [path.stem for path in NOTEBOOKS] == ["lorasb_in_a_torch_loop", "results", "theory"]
+    assert [path.stem for path in NOTEBOOKS] == ["lorasb_in_a_torch_loop", "results", "theory", "your_own_data"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -1,6 +1,5 @@
 """Mixed precision: trained tensors in float32 beside a half-precision base, a scaled float16 estimate."""
 
-import pytest
 import torch
 from torch import nn
 

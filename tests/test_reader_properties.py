@@ -75,7 +75,7 @@ def test_an_extra_or_missing_field_names_its_line(tmp_path, rows, data):
         del rows[index][column]
     path = write(tmp_path / "train.tsv", tsv(MRPC_HEADER, rows))
     error = failure(lambda: read_glue_tsv(MRPC, path), path)
-    assert error.line == index + 2 and f"expected 5, one per column" in str(error)
+    assert error.line == index + 2 and "expected 5, one per column" in str(error)
 
 
 @SETTINGS

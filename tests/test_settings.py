@@ -20,11 +20,12 @@ from lorasb.config import config_problems, group_options, register_resolvers, re
 from lorasb.config.choices import model_kind
 from lorasb.settings.accumulator import AccumulatorOptions
 from lorasb.settings.convert import SettingsError, settings_from
-from lorasb.settings.data import DataSettings, InstructionDataSettings
+from lorasb.settings.data import DataSettings, InstructionDataSettings, LabeledFileSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.fields import default
 from lorasb.settings.gradient_cache import GradientCacheSettings
 from lorasb.settings.init import InitSettings
+from lorasb.settings.instruction_files import InstructionFileSettings
 from lorasb.settings.model import ModelSettings
 from lorasb.settings.optim import OptimSettings
 from lorasb.settings.svd import SVDConfig
@@ -35,14 +36,19 @@ BLOCKS = {"model": ModelSettings, "init": InitSettings, "optim": OptimSettings, 
 
 
 def fitting_model(task: str) -> str:
-    return "smollm2_135m" if task in ("metamath", "commonsense") else "minilm"
+    return "smollm2_135m" if task in ("metamath", "commonsense", "custom/instruction") else "minilm"
+
+
+def named(model: str) -> list[str]:
+    """The generic model entries (model=hf_encoder, hf_causal_lm) need the model named."""
+    return ["model.name_or_path=some/model"] if OmegaConf.is_missing(OmegaConf.load(REPO / "conf" / "model" / f"{model}.yaml"), "name_or_path") else []
 
 
 CONFIGS = (
     [(f"experiment={name}",) for name in group_options("experiment")]
     + [(f"task={task}", f"model={fitting_model(task)}") for task in group_options("task")]
     + [(f"method={method}",) for method in group_options("method")]
-    + [(f"model={model}", "task=metamath" if model_kind(model) == "causal_lm" else "task=glue/rte") for model in group_options("model")]
+    + [(f"model={model}", *named(model), "task=metamath" if model_kind(model) == "causal_lm" else "task=glue/rte") for model in group_options("model")]
 )
 
 
@@ -109,10 +115,17 @@ def test_every_config_builds_the_data_and_eval_settings(compose, overrides):
     the GLUE tasks' have neither, nor an eval block."""
     values = OmegaConf.to_container(compose(*overrides), resolve=True)
     instruction = values["task"]["model_kind"] == "causal_lm"
-    classes = {"data": InstructionDataSettings, "eval": EvalAfterFitSettings} if instruction else {"data": DataSettings}
+    files = values["task"]["name"] == "instruction"  # task=custom/instruction: the user's files
+    own_files = values["task"]["name"] in ("classification", "regression")
+    data = InstructionFileSettings if files else InstructionDataSettings if instruction else LabeledFileSettings if own_files else DataSettings
+    classes = {"data": data, "eval": EvalAfterFitSettings} if instruction else {"data": data}
     assert "eval" in values if instruction else "eval" not in values
     target = values["data"].pop("_target_")  # the class Hydra builds, no setting
-    assert target == ("lorasb.data.InstructionDataModule" if instruction else "lorasb.data.GlueDataModule")
+    modules = {
+        InstructionFileSettings: "InstructionFileDataModule", InstructionDataSettings: "InstructionDataModule",
+        LabeledFileSettings: "LabeledFileDataModule", DataSettings: "GlueDataModule",
+    }  # fmt: skip
+    assert target == f"lorasb.data.{modules[data]}"
     for key, cls in classes.items():
         settings = settings_from(cls, values[key], key)  # an unknown key raises
         assert dataclasses.asdict(settings) == values[key], f"{key}: keys missing from the config"
@@ -222,15 +235,29 @@ def shared_defaults(function, cls: type) -> dict:
 def test_the_code_taking_settings_as_arguments_defaults_to_the_settings():
     """The data modules and evaluate_sets, built by hand (tests, notebooks), default as the configs do."""
     from lorasb.data.base import TextDataModule  # GlueDataModule's and InstructionDataModule's keywords
-    from lorasb.data.instruction import InstructionDataModule
+    from lorasb.data.custom import LabeledFileDataModule
+    from lorasb.data.instruction import ConversationDataModule
+    from lorasb.data.instruction_files import InstructionFileDataModule
     from lorasb.eval import evaluate_sets
 
-    for function, cls in ((TextDataModule.__init__, DataSettings), (InstructionDataModule.__init__, InstructionDataSettings), (evaluate_sets, EvalSettings)):
+    pairs = (
+        (TextDataModule.__init__, DataSettings),
+        (ConversationDataModule.__init__, InstructionDataSettings),
+        (InstructionFileDataModule.__init__, InstructionFileSettings),
+        (LabeledFileDataModule.__init__, LabeledFileSettings),
+        (evaluate_sets, EvalSettings),
+    )
+    for function, cls in pairs:
         shared = shared_defaults(function, cls)
         assert shared == {name: default(cls, name) for name in shared}, function.__qualname__
     assert set(shared_defaults(TextDataModule.__init__, DataSettings)) == set(defaults_of(DataSettings))
-    assert shared_defaults(InstructionDataModule.__init__, InstructionDataSettings) == {"val_size": 200}
-    assert set(shared_defaults(evaluate_sets, EvalSettings)) == set(defaults_of(EvalSettings)) - {"sets"}
+    assert shared_defaults(ConversationDataModule.__init__, InstructionDataSettings) == {"val_size": 200}
+    own = set(defaults_of(InstructionFileSettings)) - set(defaults_of(InstructionDataSettings))  # the files, layout and template
+    assert set(shared_defaults(InstructionFileDataModule.__init__, InstructionFileSettings)) == own
+    own_keywords = set(shared_defaults(LabeledFileDataModule.__init__, LabeledFileSettings))  # train_file and monitor: the configs always set them
+    assert own_keywords == set(defaults_of(LabeledFileSettings)) - set(defaults_of(DataSettings)) - {"train_file", "monitor"}
+    # eval.split and eval.match come to evaluate_sets inside its file (lorasb.eval.instruction_file.InstructionFile)
+    assert set(shared_defaults(evaluate_sets, EvalSettings)) == set(defaults_of(EvalSettings)) - {"sets", "split", "match"}
 
 
 # --- (c) one default per setting: the code's are the configs' ---------------------------------
@@ -271,7 +298,8 @@ WRITTEN_CONFIGS = [REPO / "conf" / "train.yaml", REPO / "conf" / "evaluate.yaml"
 def test_the_configs_restate_no_default(path):
     """conf/train.yaml, conf/evaluate.yaml and the families set values; the defaults are the dataclasses'."""
     written = OmegaConf.to_container(OmegaConf.load(path))
-    blocks = {"init": InitSettings, "optim": OptimSettings, "gradient_cache": GradientCacheSettings, "data": InstructionDataSettings, "eval": EvalAfterFitSettings}
+    data = LabeledFileSettings if path.stem == "labeled_files" else InstructionDataSettings
+    blocks = {"init": InitSettings, "optim": OptimSettings, "gradient_cache": GradientCacheSettings, "data": data, "eval": EvalAfterFitSettings}
     defaults = {key: defaults_of(cls) for key, cls in blocks.items()}
     restated = [
         f"{block}.{key}: {value!r}"
@@ -302,7 +330,7 @@ def assert_refused(composing, override):
 
 @pytest.mark.parametrize(
     "task, override",
-    [("glue/mrpc", "data.max_length=long"), ("glue/mrpc", "data.batch_size=null"), ("metamath", "data.max_length=1.5"), ("metamath", "data.val_size=some"), ("metamath", "eval.limit=x")],
+    [("glue/mrpc", "data.max_length=long"), ("glue/mrpc", "data.batch_size=null"), ("metamath", "data.max_length=1.5"), ("metamath", "data.val_size=some"), ("metamath", "eval.limit=x"), ("custom/classification", "data.validation_ratio=half"), ("custom/regression", "data.text_fields=text")],
 )
 def test_a_wrong_type_of_data_or_eval_is_refused(compose, task, override):
     assert_refused(lambda: compose(f"task={task}", f"model={fitting_model(task)}", override), override)

@@ -13,15 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, MissingMandatoryValue, OmegaConf
 
 from lorasb.settings.checks import Check, boolean, existing, fraction, integer, is_int, non_negative, one_of, positive
-from lorasb.settings.data import InstructionDataSettings
+from lorasb.settings.data import LABELED_FILE_METRICS, DataSettings, LabeledFileSettings, unlogged_monitor
 from lorasb.settings.evaluation import EvalAfterFitSettings
 from lorasb.settings.fields import walk
+from lorasb.settings.harness import HarnessSettings
 from lorasb.settings.init import InitSettings
-from lorasb.settings.model import ModelSettings
-from lorasb.settings.model import quantization_problem
+from lorasb.settings.instruction_files import InstructionFileSettings  # its keys hold every data module's and evaluate's
+from lorasb.settings.model import ModelSettings, quantization_problem
 from lorasb.settings.optim import OptimSettings
 
 _ABSENT = object()
@@ -47,10 +48,12 @@ def _show(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def settings_rules(cls: type, prefix: str) -> Iterator[Rule]:
-    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`)."""
+def settings_rules(cls: type, prefix: str, inherited_from: type | None = None) -> Iterator[Rule]:
+    """A rule for every setting of ``cls`` that declares a check (:mod:`lorasb.settings`), but
+    those of the class ``inherited_from`` (whose rules are there already)."""
+    skipped = {key for key, _ in walk(inherited_from, prefix)} if inherited_from is not None else set()
     for key, field in walk(cls, prefix):
-        if field.metadata.get("check") is not None:
+        if field.metadata.get("check") is not None and key not in skipped:
             yield Rule(key, field.metadata["check"])
 
 
@@ -68,7 +71,9 @@ RULES: tuple[Rule, ...] = (
     Rule("method.dropout", fraction()),
     *settings_rules(InitSettings, "init"),
     *settings_rules(ModelSettings, "model"),
-    *settings_rules(InstructionDataSettings, "data"),  # the GLUE tasks' lack val_size: skipped
+    *settings_rules(InstructionFileSettings, "data"),  # the keys a task's data lack (GLUE: val_size) are skipped
+    *settings_rules(LabeledFileSettings, "data", inherited_from=DataSettings),  # the custom tasks' files and fields
+    Rule("model.name_or_path", Check("a Hub name or a local folder", lambda v: isinstance(v, str) and bool(v))),
     Rule("trainer.max_epochs", integer(-1, nullable=True)),
     Rule("trainer.max_steps", integer(-1)),
     Rule("trainer.accumulate_grad_batches", integer(1)),
@@ -76,6 +81,7 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.gradient_clip_val", non_negative(nullable=True)),
     Rule("task.mode", one_of(("min", "max"))),
     *settings_rules(EvalAfterFitSettings, "eval"),  # conf/evaluate.yaml's lacks after_fit: skipped
+    *settings_rules(HarnessSettings, "harness"),  # evaluation: lm-evaluation-harness tasks
 )
 
 
@@ -100,6 +106,14 @@ def _quantization_problem(cfg: DictConfig) -> str | None:
     method, kind, model_kind = (_value(cfg, key) for key in ("method.name", "model.quantization", "model.kind"))
     absent = lambda value: None if value is _ABSENT else value  # noqa: E731
     return quantization_problem(absent(method), absent(kind), absent(model_kind))
+
+
+def _unlogged_monitor(cfg: DictConfig) -> str | None:
+    """The user's own tasks log fixed metrics: the monitored one must be among them."""
+    task, monitor = OmegaConf.select(cfg, "data.task"), OmegaConf.select(cfg, "task.monitor")
+    if OmegaConf.select(cfg, "data.train_file", default=_ABSENT) is _ABSENT or task not in LABELED_FILE_METRICS:
+        return None
+    return unlogged_monitor(task, monitor)
 
 
 SETTINGS_BLOCKS = {"optim": OptimSettings, "init": InitSettings}
@@ -128,7 +142,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
     for rule in RULES:
         try:
             value = _value(cfg, rule.key)
-        except Exception as err:  # an interpolation that does not resolve, a missing mandatory value
+        except MissingMandatoryValue:
+            problems.append(f"{rule.key}: required, but not set; expected {rule.check.allowed}")
+            continue
+        except Exception as err:  # an interpolation that does not resolve
             problems.append(f"{rule.key}: cannot be read ({err})")
             continue
         if value is _ABSENT:
@@ -140,6 +157,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     if not problems and (problem := _too_few_rows(values)):
         problems.append(problem)
     if not problems and (problem := _quantization_problem(cfg)):
+        problems.append(problem)
+    if problem := _unlogged_monitor(cfg):
         problems.append(problem)
     return problems
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
-from lorasb.settings.data import DataSettings, InstructionDataSettings
+from lorasb.settings.data import DataSettings, InstructionDataSettings, LabeledFileSettings
 from lorasb.settings.evaluation import EvalAfterFitSettings, EvalSettings
 from lorasb.settings.gradient_cache import GradientCacheSettings
+from lorasb.settings.harness import HarnessSettings
+from lorasb.settings.instruction_files import InstructionEvalDataSettings, InstructionFileSettings
 from lorasb.settings.init import InitSettings
 from lorasb.settings.model import ModelSettings
 from lorasb.settings.optim import OptimSettings
@@ -23,10 +25,14 @@ SETTINGS = {
     "gradient_cache": GradientCacheSettings,
     "data": DataSettings,
     "instruction_data": InstructionDataSettings,
+    "labeled_file_data": LabeledFileSettings,
+    "instruction_file_data": InstructionFileSettings,
+    "instruction_eval_data": InstructionEvalDataSettings,
     "eval": EvalSettings,
     "eval_after_fit": EvalAfterFitSettings,
+    "harness": HarnessSettings,
 }
-INSTANTIATED = ("data", "instruction_data")  # blocks Hydra instantiates: they also name their class
+INSTANTIATED = ("data", "instruction_data", "labeled_file_data", "instruction_file_data")  # blocks Hydra instantiates: they also name their class
 
 
 def register_settings() -> None:

@@ -65,6 +65,10 @@ class TextDataModule(L.LightningDataModule):
         self.train_dataset: Dataset | None = None
         self.collate = self.build_collator()
 
+    def module_arguments(self) -> dict[str, Any]:
+        """Arguments the Lightning module takes from the data once they are read (none by default)."""
+        return {}
+
     def build_collator(self) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
         """Pads a list of examples to the longest one; other keys (``labels``) become tensors."""
         return DataCollatorWithPadding(self.tokenizer, return_tensors="pt")

@@ -1,28 +1,16 @@
 """GLUE data: official TSV files under a local root, or ``nyu-mll/glue`` from the Hub."""
 
-import logging
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import datasets
-import torch
-from torch.utils.data import DataLoader
 
-from lorasb.data.base import TextDataModule
 from lorasb.data.files import DataFileError, read_text
 from lorasb.data.glue_tasks import GlueTask, glue_task
+from lorasb.data.sentences import LabeledSplit, SentenceDataModule
 
 HUB_DATASET = "nyu-mll/glue"
-
-log = logging.getLogger(__name__)
-
-
-class GlueSplit(NamedTuple):
-    """Raw rows of one split: one list per text field, and labels (Hub ids, or STS-B scores)."""
-
-    texts: tuple[list[str], ...]
-    labels: list[int] | list[float]
 
 
 def tsv_layout(task: GlueTask) -> str:
@@ -34,8 +22,8 @@ def tsv_layout(task: GlueTask) -> str:
     return f"a GLUE {task.folder} TSV file: {columns}"
 
 
-def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
-    """Read an official GLUE TSV (or its gzip-compressed ``.tsv.gz``) into a ``GlueSplit``,
+def read_glue_tsv(task: GlueTask, path: Path) -> LabeledSplit:
+    """Read an official GLUE TSV (or its gzip-compressed ``.tsv.gz``) into a ``LabeledSplit``,
     refusing anything it would have to guess.
 
     A leading BOM (MRPC) is dropped, quotes are kept verbatim (CoLA, SST-2, QNLI) and empty
@@ -72,7 +60,7 @@ def read_glue_tsv(task: GlueTask, path: Path) -> GlueSplit:
         labels.append(_label(task, row[label_column], path, number))
         for column, index in zip(texts, text_columns):
             column.append(row[index])
-    return GlueSplit(texts, labels)
+    return LabeledSplit(texts, labels)
 
 
 def _label(task: GlueTask, raw: str, path: Path, line: int) -> int | float:
@@ -91,7 +79,7 @@ def _label(task: GlueTask, raw: str, path: Path, line: int) -> int | float:
     return task.label_ids[raw]
 
 
-class GlueDataModule(TextDataModule):
+class GlueDataModule(SentenceDataModule):
     """One GLUE task, tokenized as a single sentence or a sentence pair.
 
     With ``dir`` set, reads ``<dir>/glue/<FOLDER>/train.tsv`` and ``dev.tsv`` (MNLI:
@@ -107,57 +95,21 @@ class GlueDataModule(TextDataModule):
     def __init__(self, task: str, **kwargs: Any):
         super().__init__(**kwargs)
         self.task_spec = glue_task(task)
-        self.num_labels = self.task_spec.num_labels
-        self.val_datasets: list[datasets.Dataset] | None = None
 
     def prepare_data(self) -> None:
         """Download the task from the Hub (once, on one process) when no ``dir`` is given."""
         if self.dir is None:
             self._load_hub()
 
-    def setup(self, stage: str | None = None) -> None:
-        """Tokenize the train split (for ``fit``) and every validation split, once each."""
-        if self.val_datasets is None:
-            log.info("GLUE %s data: %s", self.task_spec.name, self._source())
-        if self.train_dataset is None and stage in (None, "fit"):
-            self.train_dataset = self._tokenize(self._read("train"), self.train_limit)
-        if self.val_datasets is None:
-            self.val_datasets = [
-                self._tokenize(self._read(split), self.val_limit)
-                for split in self.task_spec.val_splits
-            ]
+    def _title(self) -> str:
+        return f"GLUE {self.task_spec.name}"
 
-    def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        """One loader per validation split; a bare loader when there is only one (all but MNLI)."""
-        loaders = [self._loader(dataset, self.eval_batch_size) for dataset in self.val_datasets]
-        return loaders if len(loaders) > 1 else loaders[0]
-
-    def baseline(self) -> dict[str, Any]:
-        """What predicting the majority class (regression: a constant) scores on the validation splits.
-
-        ``{"name": "majority class", "scores": {"val/<metric><suffix>": value, ...}}``.
-        """
-        scores = {}
-        for dataset, suffix in zip(self.val_datasets, self.task_spec.val_suffixes):
-            labels = torch.tensor(dataset["labels"])
-            scores |= {f"val/{name}{suffix}": value for name, value in self.task_spec.constant_prediction_scores(labels).items()}
-        return {"name": self.task_spec.baseline_name, "scores": scores}
-
-    def _tokenize(self, split: GlueSplit, limit: int | None) -> datasets.Dataset:
-        fields = [f"text{i}" for i in range(len(split.texts))]
-        columns = {field: texts[:limit] for field, texts in zip(fields, split.texts)} | {"labels": split.labels[:limit]}
-
-        def encode(batch: dict[str, list]) -> dict[str, list]:
-            return self.tokenizer(*(batch[field] for field in fields), truncation=True, max_length=self.max_length)
-
-        return self.tokenized(columns, encode, encoding="glue-v1")
-
-    def _read(self, split: str) -> GlueSplit:
+    def _read(self, split: str) -> LabeledSplit:
         if self.dir is not None:
             return read_glue_tsv(self.task_spec, self._tsv_path(split))
         fields = self.task_spec.text_fields
         rows = self._load_hub(split).select_columns([*fields, "label"]).to_dict()
-        return GlueSplit(tuple(rows[field] for field in fields), rows["label"])
+        return LabeledSplit(tuple(rows[field] for field in fields), rows["label"])
 
     def _source(self) -> str:
         """Where the rows come from, for the log."""

@@ -1,34 +1,12 @@
 """The nine GLUE tasks: columns, label spaces, validation splits and metrics."""
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import (
-    BinaryAccuracy,
-    BinaryF1Score,
-    BinaryMatthewsCorrCoef,
-    MulticlassAccuracy,
-)
-from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
-
-_METRICS: dict[str, Callable[[int], Metric]] = {
-    "matthews": lambda num_labels: BinaryMatthewsCorrCoef(),
-    "f1": lambda num_labels: BinaryF1Score(),
-    "accuracy": lambda num_labels: (
-        BinaryAccuracy()
-        if num_labels == 2
-        else MulticlassAccuracy(num_classes=num_labels, average="micro")
-    ),
-    "pearson": lambda num_labels: PearsonCorrCoef(),
-    "spearman": lambda num_labels: SpearmanCorrCoef(),
-}
+from lorasb.data.scoring import ScoredTask
 
 
 @dataclass(frozen=True)
-class GlueTask:
+class GlueTask(ScoredTask):
     """One GLUE task.
 
     ``text_fields`` and ``val_splits`` use the Hugging Face Hub (``nyu-mll/glue``) names;
@@ -55,39 +33,9 @@ class GlueTask:
     val_suffixes: tuple[str, ...] = ("",)
 
     @property
-    def is_regression(self) -> bool:
-        """True for STS-B, whose single output is a similarity score."""
-        return self.num_labels == 1
-
-    @property
     def label_ids(self) -> dict[str, int]:
         """Each label as the TSV files spell it → its Hub id (classification tasks)."""
         return self.tsv_label_ids or {str(i): i for i in range(self.num_labels)}
-
-    def metrics(self) -> MetricCollection:
-        """A fresh collection of this task's validation metrics."""
-        return MetricCollection(
-            {name: _METRICS[name](self.num_labels) for name in self.metric_names}
-        )
-
-    @property
-    def baseline_name(self) -> str:
-        """What the baseline of ``constant_prediction_scores`` predicts."""
-        return "constant prediction" if self.is_regression else "majority class"
-
-    def constant_prediction_scores(self, labels: Tensor) -> dict[str, float]:
-        """This task's metrics when every prediction is the most frequent label of ``labels``.
-
-        For regression every metric is 0: a constant has no correlation with the scores.
-        """
-        if self.is_regression:
-            return dict.fromkeys(self.metric_names, 0.0)
-        majority = torch.full_like(labels, int(labels.mode().values))
-        return {name: float(value) for name, value in self.metrics()(majority, labels).items()}
-
-    def predict(self, logits: Tensor) -> Tensor:
-        """Predictions the metrics expect: class ids, or scores for regression."""
-        return logits.squeeze(-1) if self.is_regression else logits.argmax(-1)
 
 
 _PAIR = ("sentence1", "sentence2")

@@ -28,9 +28,9 @@ STEP_BY_STEP = "Let's think step by step."
 STOP_STRINGS = ("Instruction:", "Instruction", "Response:", "Response")
 
 
-def first_turn(text: str) -> str:
-    """``text`` up to the first of :data:`STOP_STRINGS` (all of it when none occurs)."""
-    cuts = [index for index in (text.find(marker) for marker in STOP_STRINGS) if index >= 0]
+def first_turn(text: str, markers: tuple[str, ...] = STOP_STRINGS) -> str:
+    """``text`` up to the first of ``markers`` (all of it when none occurs)."""
+    cuts = [index for index in (text.find(marker) for marker in markers) if index >= 0]
     return text[: min(cuts)] if cuts else text
 
 

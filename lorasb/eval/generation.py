@@ -38,11 +38,15 @@ def generate(
     stop_strings: Sequence[str] = (),
     desc: str = "generating",
     progress: bool = True,
+    stop_ids: Sequence[int] = (),
+    add_special_tokens: bool = True,
 ) -> list[str]:
     """The greedy continuation of every prompt (special tokens dropped), in the prompts' order.
 
     A continuation ends at EOS, after ``max_new_tokens``, or once it has written one of
-    ``stop_strings`` (which it then ends with); the others of its batch go on.
+    ``stop_strings`` (which it then ends with) or one of ``stop_ids`` (a chat template's
+    end-of-turn token); the others of its batch go on. ``add_special_tokens``: the tokenizer adds
+    its own (BOS) to each prompt (not for a prompt a chat template wrote, which holds them).
     Prompts are batched longest first, so batches hold prompts of similar length (little
     padding) and an out-of-memory error shows on the first batch.
     """
@@ -51,7 +55,7 @@ def generate(
         do_sample=False,
         use_cache=True,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=stop_tokens(model, tokenizer),
+        eos_token_id=sorted({*stop_tokens(model, tokenizer), *stop_ids}),
         stop_strings=list(stop_strings) or None,
     )
     device = next(model.parameters()).device
@@ -63,7 +67,9 @@ def generate(
         with left_padding(tokenizer), tqdm(total=len(prompts), desc=desc, disable=not progress) as bar:
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
-                inputs = tokenizer([prompts[i] for i in indices], return_tensors="pt", padding=True).to(device)
+                inputs = tokenizer(
+                    [prompts[i] for i in indices], return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
+                ).to(device)
                 tokens = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
                 texts = tokenizer.batch_decode(tokens[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
                 for index, text in zip(indices, texts):

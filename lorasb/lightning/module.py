@@ -33,6 +33,7 @@ from lorasb.method.base import Method
 from lorasb.method.registry import build_method
 from lorasb.settings.model import quantization_problem
 from lorasb.lightning import sign_agreement
+from lorasb.method.targets import abbreviate, resolve_targets
 from lorasb.lightning.diagnostics import log_layers
 from lorasb.lightning.gradient_key import gradient_cache
 from lorasb.lightning.lr_search import SearchResult, search_lr
@@ -78,7 +79,11 @@ class FineTuningModule(L.LightningModule):
             raise ValueError(problem)
         options = {k: v for k, v in method.items() if k not in ("name", "lr")}
         self.method = build_method(method["name"], rank, options, self.init_settings.svd)
-        self.model = self.method.attach(self.build_model().train(), self.model_settings.target_modules, self.model_settings.head)
+        model = self.build_model().train()
+        settings = self.model_settings
+        self.target_names = resolve_targets(model, settings.target_modules, settings.head)
+        log.info("model.target_modules: %d linear layers, %s", len(self.target_names), ", ".join(abbreviate(self.target_names)))
+        self.model = self.method.attach(model, self.target_names, settings.head)
         self.register_buffer("initialized", torch.tensor(False))
         self.init_seconds: float | None = None
 
@@ -335,6 +340,7 @@ class FineTuningModule(L.LightningModule):
             "seconds": self.init_seconds,
             "gradient_seconds": gradient_seconds,
             "layers": {name: asdict(s) for name, s in stats.items()},
+            "target_modules": self.target_names,  # the linear layers the method adapts (model.target_modules resolved)
         }
         if search is not None:
             record["auto_lr"] = {

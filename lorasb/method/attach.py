@@ -9,11 +9,7 @@ import torch
 from torch import nn
 
 from lorasb.method.layer import LoraSBLinear, trained_dtype
-
-
-def matches(name: str, targets: Iterable[str]) -> bool:
-    """PEFT-style matching: the qualified name equals a target or ends with ``.target``."""
-    return any(name == target or name.endswith("." + target) for target in targets)
+from lorasb.method.targets import linear_layers, resolve_targets
 
 
 def adapters(model: nn.Module) -> dict[str, LoraSBLinear]:
@@ -33,22 +29,17 @@ def attach(
     alpha: float | None = None,
     dropout: float = 0.0,
 ) -> dict[str, LoraSBLinear]:
-    """Wrap, in place, every ``nn.Linear`` whose name matches ``target_modules``.
+    """Wrap, in place, every ``nn.Linear`` that ``target_modules`` picks: names or name suffixes,
+    each matching some layer, or ``all-linear`` (:func:`lorasb.method.targets.resolve_targets`).
 
     Every other parameter of the model is frozen, so only the r×r cores train until the caller
     unfreezes something else (a classification head, say). ``alpha`` defaults to ``rank``
     (scaling 1). Returns the new layers by qualified name.
     """
-    targets = [target_modules] if isinstance(target_modules, str) else list(target_modules)
     if adapters(model):
         raise ValueError("the model already has LoRA-SB adapters; attach once per model")
-    linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
-    chosen = {name: m for name, m in linears.items() if matches(name, targets)}
-    if not chosen:
-        raise ValueError(
-            f"no nn.Linear matches target_modules={targets}. The model's linear layers are: "
-            + ", ".join(_abbreviate(linears))
-        )
+    linears = linear_layers(model)
+    chosen = {name: linears[name] for name in resolve_targets(model, target_modules)}
     for name, linear in chosen.items():
         limit = min(linear.in_features, linear.out_features)
         if rank > limit:
@@ -107,14 +98,6 @@ def merged_where_exact(model: nn.Module) -> nn.Module:
     update below the spacing of W0's entries would round away when added to them.
     """
     return merged(model) if all(p.dtype == torch.float32 for p in model.parameters()) else model
-
-
-def _abbreviate(linears: dict[str, nn.Linear]) -> list[str]:
-    """Linear layer names with numbered blocks collapsed (``layer.*.attention.self.query``)."""
-    seen: dict[str, None] = {}
-    for name in linears:
-        seen[".".join("*" if part.isdigit() else part for part in name.split("."))] = None
-    return list(seen)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

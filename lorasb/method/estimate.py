@@ -179,7 +179,11 @@ def _output_gradient_into(sums: _Sums, name: str) -> Callable:
 
         def add(grad_output: torch.Tensor) -> None:
             x = held.pop()  # the input is freed once its product is taken
-            sums.add(name, grad_output.reshape(-1, grad_output.shape[-1]).T @ x.reshape(-1, x.shape[-1]))
+            # under autocast (a trainer's mixed precision) the output, and so its gradient, is in the
+            # autocast dtype and the input may not be: the product is taken in the wider of the two
+            dtype = torch.promote_types(grad_output.dtype, x.dtype)
+            grad_y, x = grad_output.reshape(-1, grad_output.shape[-1]).to(dtype), x.reshape(-1, x.shape[-1]).to(dtype)
+            sums.add(name, grad_y.T @ x)
 
         output.register_hook(add)
 
@@ -290,6 +294,7 @@ def estimate_update(
     progress: bool = False,
     loss_scale: float = 1.0,
     options: AccumulatorOptions = AccumulatorOptions(),
+    seed: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """``{name: −lr·sign(ΣG)}`` (out×in, at least float32) for every LoRA-SB layer of ``model``.
 
@@ -298,6 +303,7 @@ def estimate_update(
     raises an error that names the layer. ``loss_scale`` > 1 keeps float16 gradients from
     underflowing (see the module docstring); it does not change the result otherwise.
     ``options``: how the sums are held (:class:`lorasb.method.memory.AccumulatorOptions`).
+    With a ``seed`` the dropout masks of the pass are drawn from it (see :func:`accumulate_gradients`).
     """
     if not lr > 0:
         raise ValueError(f"the first-step learning rate must be positive, got {lr}")
@@ -305,5 +311,5 @@ def estimate_update(
     if not batches:
         raise ValueError("no batches to estimate the update from; give at least one batch")
     weights = _lora_sb_weights(model)
-    signs = accumulate_gradients(model, batches, weights, progress, loss_scale, "sign", options, reduce)
+    signs = accumulate_gradients(model, batches, weights, progress, loss_scale, "sign", options, reduce, seed=seed)
     return {name: sign.to(torch.promote_types(compute_dtype(weights[name]), torch.float32)).mul_(-lr) for name, sign in signs.items()}

@@ -14,7 +14,8 @@ from pathlib import Path
 from safetensors.torch import save_file
 from torch import nn
 
-from lorasb.method.attach import adapters, matches
+from lorasb.method.attach import adapters
+from lorasb.method.targets import matches
 
 PREFIX = "base_model.model."
 

@@ -36,10 +36,12 @@ def from_pretrained(auto_class, name_or_path: str, **kwargs) -> PreTrainedModel:
         ) from error
 
 
-def load_classifier(name_or_path: str, num_labels: int, dtype: str = "float32") -> PreTrainedModel:
-    """A sequence classifier (a regressor when ``num_labels`` is 1) with a freshly initialised head."""
+def load_classifier(name_or_path: str, num_labels: int, dtype: str = "float32", labels: list[str] | None = None) -> PreTrainedModel:
+    """A sequence classifier (a regressor when ``num_labels`` is 1) with a freshly initialised head;
+    ``labels`` name its outputs in order (the config's ``id2label`` and ``label2id``)."""
+    names = {"id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)}} if labels else {}
     return from_pretrained(
-        AutoModelForSequenceClassification, name_or_path, num_labels=num_labels, dtype=torch_dtype(dtype)
+        AutoModelForSequenceClassification, name_or_path, num_labels=num_labels, dtype=torch_dtype(dtype), **names
     )
 
 

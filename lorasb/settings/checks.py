@@ -65,6 +65,8 @@ def existing(kind: str) -> Check:
     return Check(f"an existing {kind}", lambda v: isinstance(v, str) and exists(Path(v)), nullable=True)
 
 
-def names() -> Check:
-    """A non-empty list of names."""
-    return Check("a non-empty list of names", lambda v: isinstance(v, list) and bool(v) and all(isinstance(n, str) for n in v))
+def names(allowed: tuple[str, ...] | None = None, empty: bool = False) -> Check:
+    """A list of names (of ``allowed``, where given), non-empty unless ``empty``."""
+    what = f"a list of {', '.join(allowed)}" if allowed else "a list of names"
+    what = what if empty else f"a non-empty {what.removeprefix('a ')}"
+    return Check(what, lambda v: isinstance(v, list) and (empty or bool(v)) and all(isinstance(n, str) and (allowed is None or n in allowed) for n in v))

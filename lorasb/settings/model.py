@@ -2,6 +2,7 @@
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Any
 
 from lorasb.settings.checks import boolean, one_of
 from lorasb.settings.fields import setting
@@ -31,7 +32,10 @@ def quantization_problem(method: str | None, kind: str | None, model_kind: str |
 @dataclass
 class ModelSettings:
     name_or_path: str = setting(help="a Hugging Face Hub name or a local folder")
-    target_modules: list[str] = setting(help="the layers the method adapts, by name or name suffix")
+    target_modules: Any = setting(  # list[str] | str, which a structured config cannot declare
+        help="the linear layers the method adapts: names or name suffixes (each must match a layer), or all-linear "
+        "(every nn.Linear but the output layer and the head)"
+    )
     head: list[str] = setting(factory=list, help="modules trained in full with every method (e.g. a classifier)")
     dtype: str = setting("float32", help="dtype the weights load in")
     kind: str | None = setting(None, help="encoder or causal_lm: the tasks the model fits")
