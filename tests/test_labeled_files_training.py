@@ -133,14 +133,14 @@ def test_a_sweep_on_a_custom_task_reads_one_cached_gradient_and_logs_to_wandb(tm
     dev = write_csv(tmp_path / "dev.csv", ("sentence", "sentiment"), [(t, names[y]) for t, y in sst2_rows(shared_data, "dev", 16)])
     result = python(
         "-m", "lorasb.train", "-m", "model=minilm", "task=custom/classification", f"data.train_file={train}",
-        f"data.validation_file={dev}", "data.text_fields=[sentence]", "data.label_field=sentiment", "optim.lr=1e-3,1e-2",
+        f"data.validation_file={dev}", "data.text_fields=[sentence]", "data.label_field=sentiment", "optim.lr=0.001,0.01",
         "data.batch_size=8", "data.max_length=32", "init.num_samples=8", "init.batch_size=8", "trainer.max_steps=1",
         "validate_before=false", "export_adapter=false", "logger=[csv,wandb]", "++trainer.enable_progress_bar=false",
         f"gradient_cache.dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted((tmp_path / "sweep").glob("*_optim.lr=*"), key=lambda job: int(job.name.split("_")[0]))
-    assert [job.name for job in jobs] == ["0_optim.lr=1e-3", "1_optim.lr=1e-2"]
+    assert [job.name for job in jobs] == ["0_optim.lr=0.001", "1_optim.lr=0.01"]
     assert [json.loads((job / "init_stats.json").read_text())["gradients"] for job in jobs] == ["estimated", "cached"]
     for job in jobs:
         assert json.loads((job / "metrics.json").read_text())["run"]["task"] == "classification"
