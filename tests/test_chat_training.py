@@ -60,9 +60,6 @@ def chat_run(composer, tmp_path_factory, shared_data):
             f"rank={RANK}",
             "init.num_samples=4",
             "init.batch_size=4",
-            "init.first_lr=1e-5",  # a small first step: SmolLM2 already writes this chat format well (val/loss 1.33)
-            "optim.lr=1e-3",
-            "optim.warmup_ratio=0.25",
             "trainer.max_epochs=1",
         ],
         folder / "run",

@@ -2,14 +2,12 @@
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from helpers.processes import python
 from helpers.wandb_files import logged
 
 from lorasb.config.resolvers import path_safe
@@ -18,11 +16,6 @@ from lorasb.train import run
 REPO = Path(__file__).resolve().parents[1]
 MINILM_LAYERS = 24  # 6 blocks × the 4 targets of conf/model/minilm.yaml
 HEAD = 384 * 2 + 2
-
-
-def python(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "LORASB_DATA_DIR"} | {"HYDRA_FULL_ERROR": "1", "WANDB_MODE": "offline"}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -139,6 +139,18 @@ def test_json_jsonl_csv_parquet_and_gzip_read_the_same_rows(smollm2_tokenizer, t
     assert len({json.dumps(ids) for ids in read.values()}) == 1, read.keys()
 
 
+def test_a_dataset_folder_is_read_at_its_splits(smollm2_tokenizer, tmp_path):
+    (tmp_path / "chats").mkdir()
+    write_jsonl(tmp_path / "chats" / "train.jsonl", CHATS)
+    write_jsonl(tmp_path / "chats" / "validation.jsonl", CHATS[1:])
+    from_folder = module(smollm2_tokenizer, tmp_path / "chats", validation_file=str(tmp_path / "chats"))
+    from_files = module(smollm2_tokenizer, tmp_path / "chats" / "train.jsonl", validation_file=str(tmp_path / "chats" / "validation.jsonl"))
+    from_folder.setup("fit")
+    from_files.setup("fit")
+    for split in ("train_dataset", "val_dataset"):
+        assert list(getattr(from_folder, split)["labels"]) == list(getattr(from_files, split)["labels"])
+
+
 def test_chat_rows_from_parquet(smollm2_tokenizer, tmp_path):
     datasets.Dataset.from_list(CHATS).to_parquet(tmp_path / "chats.parquet")
     write_jsonl(tmp_path / "chats.jsonl", CHATS)
@@ -179,7 +191,8 @@ CHAT_EXPECTED = "expected rows with messages: a list of {role, content} turns (r
 
 def test_a_missing_file_is_named(smollm2_tokenizer, tmp_path):
     assert refusal(smollm2_tokenizer, tmp_path / "nope.jsonl") == (
-        f"{tmp_path / 'nope.jsonl'}: no such file; expected data.train_file: an existing .json, .jsonl, .csv, .parquet file or a Hub dataset id"
+        f"{tmp_path / 'nope.jsonl'}: no such file; expected a CSV, TSV, JSON, JSONL or Parquet file, a dataset folder, or a Hugging Face Hub dataset id; "
+        "check the path (relative paths start where the command runs, or at data.dir when set)"
     )
 
 

@@ -111,6 +111,21 @@ def test_a_regression_reads_scores(minilm_dir, tmp_path):
     assert module.task_spec.main_metric == "spearman" and module.num_labels == 1
 
 
+def test_a_dataset_folder_is_read_at_its_splits(minilm_dir, tmp_path):
+    """A folder laid out as a Hub dataset repository (files named by split) is read as datasets reads a Hub id."""
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    write(folder / "train.csv", ROWS)
+    write(folder / "test.csv", ROWS[:3])
+    module = data(minilm_dir, train_file=str(folder), validation_file=str(folder), validation_split="test")
+    module.setup("fit")
+    assert raw(module, "train") == ([(text,) for text, _ in ROWS], [int(label == "positive") for _, label in ROWS])
+    assert raw(module, "validation") == ([(text,) for text, _ in ROWS[:3]], [0, 0, 1])
+    message = refusal(minilm_dir, train_file=str(folder), validation_file=str(folder))  # validation_split: validation
+    assert message.startswith(f"{folder}: a dataset folder did not provide its split 'validation' (")
+    assert message.endswith("); expected a dataset folder with a 'validation' split (e.g. validation.csv), or a file of it")
+
+
 def test_relative_file_names_start_at_data_dir(minilm_dir, tmp_path):
     write(tmp_path / "train.csv", ROWS)
     module = data(minilm_dir, train_file="train.csv", validation_file="train.csv", dir=str(tmp_path))
@@ -161,7 +176,7 @@ def refusal(minilm_dir, **kwargs) -> str:
 def test_a_missing_file(minilm_dir, tmp_path):
     missing = tmp_path / "trian.csv"
     assert refusal(minilm_dir, train_file=str(missing)) == (
-        f"{missing}: no such file; expected a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id; "
+        f"{missing}: no such file; expected a CSV, TSV, JSON, JSONL or Parquet file, a dataset folder, or a Hugging Face Hub dataset id; "
         "check the path (relative paths start where the command runs, or at data.dir when set)"
     )
 
@@ -240,7 +255,7 @@ def test_a_hub_id_that_cannot_be_reached_says_so(minilm_dir, monkeypatch):
         monkeypatch.setattr(setting, True)  # read when the libraries are imported: as if HF_HUB_OFFLINE=1 had been set before
     message = refusal(minilm_dir, train_file="someone/reviews")
     assert message.startswith("someone/reviews: not a local file, and the Hugging Face Hub did not provide its split 'train' (")
-    assert message.endswith("); expected a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id; without network, point at a local file")
+    assert message.endswith("); expected a CSV, TSV, JSON, JSONL or Parquet file, a dataset folder, or a Hugging Face Hub dataset id; without network, point at a local file or folder")
 
 
 def test_a_bad_file_stops_the_run_before_the_model_loads(compose, minilm_dir, tmp_path, monkeypatch):
@@ -262,7 +277,7 @@ def test_the_config_check_asks_for_a_training_file(compose):
     from lorasb.config import config_problems
 
     assert config_problems(compose("task=custom/regression")) == [
-        "data.train_file=null: expected a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id"
+        "data.train_file=null: expected a CSV, TSV, JSON, JSONL or Parquet file, a dataset folder, or a Hugging Face Hub dataset id"
     ]
     assert config_problems(compose("task=custom/classification", "data.train_file=x.csv", "data.validation_ratio=1.0", "data.text_fields=[a,b,c]")) == [
         "data.validation_ratio=1.0: expected a number in (0, 1)",

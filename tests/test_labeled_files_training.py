@@ -6,6 +6,8 @@ import csv
 import json
 
 import pytest
+from helpers.processes import python
+from helpers.wandb_files import logged
 
 from lorasb.train import run
 
@@ -119,3 +121,30 @@ def test_every_method_and_lr_auto_train_on_a_custom_task_and_the_report_reads_th
     assert {(row["task"], row["metric"]) for row in rows} == {("classification", "val/macro_f1")}
     assert all(row["baseline"] is not None for row in rows)
     assert json.loads((tmp_path / "runs" / "lora_sb" / "init_stats.json").read_text())["auto_lr"]["lr"] in (1e-3, 1e-2)
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_custom_task_reads_one_cached_gradient_and_logs_to_wandb(tmp_path, shared_data):
+    """``python -m lorasb.train -m`` over two lrs of LoRA-SB on a CSV: the lr is not in the gradient
+    cache's key, so the second job reads the first one's sign(ΣG); each job logs an offline W&B run
+    with the custom task's metrics, in the sweep's group."""
+    names = ("negative", "positive")
+    train = write_csv(tmp_path / "train.csv", ("sentence", "sentiment"), [(t, names[y]) for t, y in sst2_rows(shared_data, "train", 32)])
+    dev = write_csv(tmp_path / "dev.csv", ("sentence", "sentiment"), [(t, names[y]) for t, y in sst2_rows(shared_data, "dev", 16)])
+    result = python(
+        "-m", "lorasb.train", "-m", "model=minilm", "task=custom/classification", f"data.train_file={train}",
+        f"data.validation_file={dev}", "data.text_fields=[sentence]", "data.label_field=sentiment", "optim.lr=0.001,0.01",
+        "data.batch_size=8", "data.max_length=32", "init.num_samples=8", "init.batch_size=8", "trainer.max_steps=1",
+        "validate_before=false", "export_adapter=false", "logger=[csv,wandb]", "++trainer.enable_progress_bar=false",
+        f"gradient_cache.dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((tmp_path / "sweep").glob("*_optim.lr=*"), key=lambda job: int(job.name.split("_")[0]))
+    assert [job.name for job in jobs] == ["0_optim.lr=0.001", "1_optim.lr=0.01"]
+    assert [json.loads((job / "init_stats.json").read_text())["gradients"] for job in jobs] == ["estimated", "cached"]
+    for job in jobs:
+        assert json.loads((job / "metrics.json").read_text())["run"]["task"] == "classification"
+        (run_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
+        wandb_run = logged(run_file)
+        assert {"val/accuracy", "val/macro_f1", "val/matthews"} <= wandb_run["history"]
+        assert wandb_run["group"] and wandb_run["name"] == job.name.split("_", 1)[1]

@@ -1,6 +1,7 @@
 """LoRA-SB in TRL's SFTTrainer: SmolLM2-135M-Instruct on a small chat dataset the test writes."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -37,16 +38,14 @@ def smollm2(smollm2_dir):
     return attach_for_trainer(AutoModelForCausalLM.from_pretrained(smollm2_dir), TARGETS, rank=RANK)
 
 
-@pytest.fixture(scope="module")
-def trained(smollm2_dir, smollm2_tokenizer, tmp_path_factory):
+def build(smollm2_dir, tokenizer, out):
+    """An SFTTrainer of 4 steps (a checkpoint at step 2) with LoRA-SB's callback and a Snapshot after it."""
     from datasets import load_dataset
     from trl import SFTConfig, SFTTrainer
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    out = tmp_path_factory.mktemp("sft")
     data = load_dataset("json", data_files=str(write_chats(out / "chats.jsonl")), split="train")
-    collator = RecordingCollator(DataCollatorForLanguageModeling(pad_token_id=smollm2_tokenizer.pad_token_id))
-    callback = LoraSBCallback()
+    collator = RecordingCollator(DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id))
     config = SFTConfig(
         output_dir=str(out),
         per_device_train_batch_size=4,
@@ -54,19 +53,25 @@ def trained(smollm2_dir, smollm2_tokenizer, tmp_path_factory):
         learning_rate=2e-3,
         max_length=64,
         logging_steps=1,
-        save_strategy="no",
+        save_steps=2,
         report_to=[],
         use_cpu=True,
         seed=SEED,
         activation_checkpointing=False,  # named: TRL turns it on by default, under a name transformers deprecates
         bf16=False,  # float32, as the reference estimate below computes
     )
-    model = smollm2(smollm2_dir)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=smollm2_tokenizer, data_collator=collator)
+    trainer = SFTTrainer(model=smollm2(smollm2_dir), args=config, train_dataset=data, processing_class=tokenizer, data_collator=collator)
     probe = collator.collate([trainer.train_dataset[i] for i in range(4)])
-    snapshot = Snapshot(probe)
+    callback, snapshot = LoraSBCallback(), Snapshot(probe)
     trainer.add_callback(callback)
     trainer.add_callback(snapshot)
+    return trainer, callback, snapshot, collator, probe
+
+
+@pytest.fixture(scope="module")
+def trained(smollm2_dir, smollm2_tokenizer, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sft")
+    trainer, callback, snapshot, collator, probe = build(smollm2_dir, smollm2_tokenizer, out)
     trainer.train()
     trainer.save_model(str(out / "final"))
     return {"trainer": trainer, "callback": callback, "snapshot": snapshot, "collator": collator, "probe": probe, "out": out}
@@ -97,3 +102,19 @@ def test_the_saved_adapter_loads_in_peft_with_the_same_outputs(trained, smollm2_
         expected = model(**batch).logits
         loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(smollm2_dir), trained["out"] / "final").eval()
         assert torch.allclose(loaded(**batch).logits, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_starts_from_the_checkpoints_adapters(trained, smollm2_dir, smollm2_tokenizer, tmp_path):
+    from safetensors.torch import load_file
+
+    checkpoint = tmp_path / "checkpoint-2"
+    shutil.copytree(trained["out"] / "checkpoint-2", checkpoint)
+    trainer, callback, snapshot, _, _ = build(smollm2_dir, smollm2_tokenizer, tmp_path)
+    trainer.train(resume_from_checkpoint=str(checkpoint))
+    assert callback.batches is None  # the estimate did not run
+    saved = load_file(checkpoint / "model.safetensors")
+    assert set(snapshot.factors) <= set(saved)
+    for name, tensor in snapshot.factors.items():
+        assert torch.equal(tensor, saved[name]), name
+    assert trainer.state.global_step == 4

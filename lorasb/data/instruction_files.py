@@ -1,5 +1,5 @@
-"""The user's instruction files: JSON, JSONL, CSV or Parquet (or a Hub dataset), read by the
-``datasets`` library's loaders and checked row by row before anything trains on them.
+"""The user's instruction files: JSON, JSONL, CSV or Parquet, a dataset folder or a Hub dataset
+(:mod:`lorasb.data.tables`), checked row by row before anything trains on them.
 
 Two layouts: Alpaca-style rows (an instruction, an optional input, an output; field names set
 by ``data.instruction_field``, ``input_field``, ``output_field``) and chat rows (a list of
@@ -11,7 +11,6 @@ a CSV's header is no row) and what was expected; a file with any bad row is refu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -20,12 +19,11 @@ from lorasb.data.conversation import ROLES, Conversation
 from lorasb.data.files import DataFileError
 from lorasb.data.instruction import ConversationDataModule
 from lorasb.data.rows import Rows
+from lorasb.data.tables import load_table
 from lorasb.data.templates import make_template
+from lorasb.settings.data import FILE_KINDS
 from lorasb.settings.fields import default
 from lorasb.settings.instruction_files import InstructionFileSettings, InstructionLayout
-
-LOADERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}  # suffix → datasets loader
-
 
 @dataclass(frozen=True)
 class RowFormat:
@@ -106,41 +104,13 @@ class RowFormat:
         return Conversation(tuple(read))
 
 
-def load_rows(source: str, split: str, setting: str, limit: int | None = None) -> tuple[str, datasets.Dataset]:
-    """(name, rows) of a local file (by its suffix: .json, .jsonl, .csv, .parquet, each optionally .gz)
-    or of the split of a Hub dataset; ``setting`` names the key that gave ``source``."""
-    path = Path(source)
-    suffixes = [s for s in path.suffixes if s != ".gz"]
-    loader = LOADERS.get(suffixes[-1]) if suffixes else None
-    if loader is None and path.exists():
-        raise DataFileError(path, f"not a file of a known kind ({', '.join(LOADERS)}, optionally .gz)", f"{setting}: one of those")
-    if loader is not None:
-        if not path.is_file():
-            raise DataFileError(path, "no such file", f"{setting}: an existing {', '.join(LOADERS)} file or a Hub dataset id")
-        try:
-            dataset = datasets.load_dataset(loader, data_files=str(path.resolve()), split="train")
-        except Exception as err:  # the loader's own message says where the file breaks
-            cause = err.__cause__ or err
-            raise DataFileError(path, f"the datasets {loader} loader could not read it ({type(cause).__name__}: {cause})", f"a valid {loader} file") from None
-        name = str(path)
-    else:
-        try:
-            dataset = datasets.load_dataset(source, split=split)
-        except Exception as err:
-            raise DataFileError(
-                source,
-                f"not a local file, and the Hub dataset could not be loaded ({type(err).__name__}: {err})",
-                f"{setting}: a .json, .jsonl, .csv or .parquet file, or a reachable Hub dataset id with the split {split!r}",
-            ) from None
-        name = f"{source} ({split})"
-    return name, dataset.select(range(min(limit, len(dataset)))) if limit is not None else dataset
-
-
 def read_instruction_rows(source: str | None, split: str, format: RowFormat, setting: str, limit: int | None = None) -> Rows:
     """The conversations of an instruction file or Hub dataset, every row checked."""
     if not source:
-        raise DataFileError(setting, "not set", "a .json, .jsonl, .csv or .parquet file or a Hub dataset id, e.g. data.train_file=train.jsonl")
-    name, dataset = load_rows(source, split, setting, limit)
+        raise DataFileError(setting, "not set", f"{FILE_KINDS}, e.g. data.train_file=train.jsonl")
+    dataset, name = load_table(source, split)
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
     return format.conversations(dataset, name)
 
 
@@ -167,8 +137,8 @@ class InstructionFileDataModule(ConversationDataModule):
 
     Args:
         task: the task's name (``instruction``), which names its rows in the logs.
-        train_file, validation_file: a .json, .jsonl, .csv or .parquet file, or a Hub dataset id.
-        train_split, validation_split: the splits of Hub datasets.
+        train_file, validation_file: a file, a dataset folder or a Hub dataset id (:mod:`lorasb.data.tables`).
+        train_split, validation_split: the splits of folders and Hub datasets.
         template: ``auto``, ``alpaca``, ``chat`` or a template string.
         layout, instruction_field, input_field, output_field, messages_field: :class:`RowFormat`.
         **kwargs: :class:`lorasb.data.instruction.ConversationDataModule` arguments.

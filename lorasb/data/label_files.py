@@ -1,7 +1,6 @@
 """Rows of the user's own classification or regression data, read through ``datasets``' loaders.
 
-A source is a local file (``.csv``, ``.tsv``, ``.json``, ``.jsonl``, ``.parquet``, the text
-formats also gzip-compressed as ``.gz``) or a Hugging Face Hub dataset id with a split. Every
+A source is a local file, a dataset folder or a Hub dataset id (:mod:`lorasb.data.tables`). Every
 row is checked before any is used: the text fields and the label field exist, every text is
 non-empty, every label is present (a number, for a regression). A problem raises
 :class:`DataFileError` naming the file, the row (counted from 1, a header line not counted) and
@@ -18,16 +17,7 @@ from typing import Any
 import datasets
 
 from lorasb.data.files import DataFileError
-from lorasb.models import cache_dir
-
-LOADERS = {  # file suffix → the datasets loader and its options
-    ".csv": ("csv", {}),
-    ".tsv": ("csv", {"delimiter": "\t"}),
-    ".json": ("json", {}),
-    ".jsonl": ("json", {}),
-    ".parquet": ("parquet", {}),
-}
-KINDS = "a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id"
+from lorasb.data.tables import load_table
 
 
 @dataclass(frozen=True)
@@ -47,52 +37,9 @@ class LabeledRows:
         return LabeledRows(tuple([texts[i] for i in rows] for texts in self.texts), [self.labels[i] for i in rows], self.where)
 
 
-def suffix(source: str) -> str:
-    """The format suffix of a file name (``.csv`` of ``train.csv.gz``), or ``""``."""
-    name = source.removesuffix(".gz")
-    return next((ending for ending in LOADERS if name.endswith(ending)), "")
-
-
-def resolve(source: str, root: Path | None) -> Path | None:
-    """The local file ``source`` names (relative names under ``root`` when given), or None for a Hub id.
-
-    A source with a file suffix, or one that exists on disk, is a file; a missing one raises.
-    """
-    path = Path(source)
-    if root is not None and not path.is_absolute():
-        path = root / path
-    if not (suffix(source) or path.exists()):
-        return None
-    if not path.is_file():
-        raise DataFileError(path, "no such file", f"{KINDS}; check the path (relative paths start where the command runs, or at data.dir when set)")
-    if not suffix(source):
-        raise DataFileError(path, "an unknown file type", f"a name ending in {', '.join(LOADERS)} (optionally .gz), as the format it holds")
-    return path
-
-
-def load(source: str, split: str, root: Path | None) -> tuple[datasets.Dataset, str]:
-    """Every row of ``source`` (its ``split`` where it is a Hub id) and what errors call it."""
-    path = resolve(source, root)
-    if path is None:
-        try:
-            return datasets.load_dataset(source, split=split), f"{source} (split {split})"
-        except Exception as err:
-            raise DataFileError(
-                source, f"not a local file, and the Hugging Face Hub did not provide its split {split!r} ({type(err).__name__}: {err})",
-                f"{KINDS}; without network, point at a local file",
-            ) from None
-    builder, options = LOADERS[suffix(source)]
-    try:
-        rows = datasets.load_dataset(builder, data_files=str(path), split="train", cache_dir=str(cache_dir() / "datasets"), **options)
-    except Exception as err:  # the loader's own error (a parser's, for a row it cannot split) is the cause
-        kind = suffix(source)[1:].upper()
-        raise DataFileError(path, f"cannot be read as {kind} ({str(err.__cause__ or err).strip()})", f"a well-formed {kind} file: nothing of it is used") from None
-    return rows, str(path)
-
-
 def read_labeled(source: str, split: str, text_fields: list[str], label_field: str, regression: bool, root: Path | None = None) -> LabeledRows:
     """The texts and labels of every row of ``source``, each checked (see the module's docstring)."""
-    rows, where = load(source, split, root)
+    rows, where = load_table(source, split, root)
     found = list(rows.column_names)
     for role, names in (("data.text_fields", text_fields), ("data.label_field", [label_field])):
         missing = [name for name in names if name not in found]

@@ -30,7 +30,7 @@ class InstructionDataSettings(DataSettings):
     val_size: int = setting(200, help="training rows held out for val/loss (0: none)", check=integer(0))
 
 
-FILE_KINDS = "a CSV, TSV, JSON, JSONL or Parquet file, or a Hugging Face Hub dataset id"
+FILE_KINDS = "a CSV, TSV, JSON, JSONL or Parquet file, a dataset folder, or a Hugging Face Hub dataset id"
 LABELED_FILE_METRICS = {"classification": ("accuracy", "macro_f1", "matthews"), "regression": ("pearson", "spearman")}  # what each task logs
 
 
@@ -51,9 +51,9 @@ class LabeledFileSettings(DataSettings):
 
     monitor: str = setting("val/accuracy", help="the metric the run monitors, checked against the task's before the data are read (the configs: task.monitor)")
     train_file: str | None = setting(None, help=f"the training rows: {FILE_KINDS} (relative paths: under data.dir when set)", check=Check(FILE_KINDS, lambda v: isinstance(v, str) and bool(v)))
-    train_split: str = setting("train", help="the split of a Hub dataset id read for training")
+    train_split: str = setting("train", help="the split of a dataset folder or Hub id read for training")
     validation_file: str | None = setting(None, help=f"the validation rows: {FILE_KINDS} (null: data.validation_ratio of the training rows)")
-    validation_split: str = setting("validation", help="the split of a Hub dataset id read for validation")
+    validation_split: str = setting("validation", help="the split of a dataset folder or Hub id read for validation")
     validation_ratio: float = setting(0.1, help="the share of the training rows held out for validation, drawn by data.seed, when no validation_file is given", check=Check("a number in (0, 1)", lambda v: is_number(v) and 0 < v < 1))
     text_fields: list[str] = setting(factory=lambda: ["text"], help="the field holding each row's text, or two fields of a text pair", check=_field_names(2))
     label_field: str = setting("label", help="the field holding each row's label (classification: any strings or integers; regression: a number)", check=Check("a field name", lambda v: isinstance(v, str) and bool(v)))

@@ -7,7 +7,7 @@ import string
 from dataclasses import dataclass
 
 from lorasb.settings.checks import Check, integer, one_of
-from lorasb.settings.data import InstructionDataSettings
+from lorasb.settings.data import FILE_KINDS, InstructionDataSettings
 from lorasb.settings.fields import setting
 
 LAYOUTS = ("auto", "alpaca", "chat")
@@ -65,13 +65,13 @@ class InstructionFileSettings(InstructionLayout, InstructionDataSettings):
     """task=custom/instruction: the user's files (read by the datasets library) or a Hub dataset."""
 
     train_file: str | None = setting(
-        None, help="a .json, .jsonl, .csv or .parquet file (optionally .gz), or a Hub dataset id (required)"
+        None, help=f"{FILE_KINDS} (required)"
     )
     validation_file: str | None = setting(
-        None, help="held-out rows of the same layout (a file or Hub id); null: data.val_size rows of train_file held out"
+        None, help="held-out rows of the same layout (a file, folder or Hub id); null: data.val_size rows of train_file held out"
     )
-    train_split: str = setting("train", help="the split of a Hub dataset train_file")
-    validation_split: str = setting("validation", help="the split of a Hub dataset validation_file")
+    train_split: str = setting("train", help="the split of a dataset folder or Hub id train_file")
+    validation_split: str = setting("validation", help="the split of a dataset folder or Hub id validation_file")
 
 
 @dataclass
