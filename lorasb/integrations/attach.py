@@ -11,6 +11,11 @@ what trains:
 - ``save_pretrained`` also writes the PEFT LoRA adapter (:func:`lorasb.method.export_peft`, the
   export every lorasb run uses), which ``peft.PeftModel.from_pretrained`` loads with the same
   outputs.
+- A quantized base (bitsandbytes 4-bit or 8-bit) gets QLoRA's preparation
+  (:func:`lorasb.models.quantization.prepare_for_training`). transformers' ``Trainer`` refuses a
+  quantized model unless it carries PEFT adapters, which it tells from ``model.is_quantized``, a
+  flag nothing else in training reads; with LoRA-SB's trainable cores attached that flag is
+  cleared, and the weights stay quantized (``hf_quantizer``, ``is_loaded_in_4bit`` unchanged).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import nn
 
 from lorasb.method.attach import adapters, attach, unfreeze
 from lorasb.method.export import export_peft, task_type
+from lorasb.models.quantization import prepare_for_training
 
 CLASSIFIER_HEADS = ("classifier", "score")  # the heads of transformers' …ForSequenceClassification models
 
@@ -39,7 +45,12 @@ def attach_for_trainer(
     ``head`` defaults to a sequence classifier's ``classifier`` or ``score`` module (none for
     other models).
     """
+    quantized = getattr(model, "hf_quantizer", None) is not None
+    if quantized:
+        prepare_for_training(model, gradient_checkpointing=False)  # the Trainer, when it checkpoints, makes the inputs need grads itself
     attach(model, target_modules, rank, alpha=alpha, dropout=dropout)
+    if quantized:
+        model.is_quantized = False  # trainable adapters are on it (see the module docstring)
     heads = list(head) if head is not None else default_head(model)
     unfreeze(model, heads)
     model._keys_to_ignore_on_save = frozen_keys(model)
