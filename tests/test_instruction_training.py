@@ -15,6 +15,7 @@ from lorasb.eval.grading import ANSWER_VOCABULARY
 from lorasb.evaluate import load_model
 from lorasb.models import load_tokenizer
 from lorasb.train import build, fit, run
+from tests.helpers.presets import preset as own_settings
 
 pytestmark = pytest.mark.slow
 
@@ -167,6 +168,7 @@ def test_evaluate_command_on_the_commonsense_sets(commonsense_root, tmp_path):
 # Every other setting (rank, lr, schedule, lengths, init samples and batch) is the preset's.
 OFFLINE = {
     "paper/metamath": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=400"],
+    "paper/metamath_nf4": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=400"],
     "paper/commonsense": ["model=smollm2_135m", "trainer=cpu", "data.train_limit=400"],
     "smollm2_metamath": [],
 }
@@ -180,7 +182,7 @@ def test_preset_runs_one_step_with_its_own_settings(experiment, composer, tmp_pa
         (commonsense_root / "commonsense" / "train.json").symlink_to(shared_data / "commonsense" / "train.json")
     overrides = [f"experiment={experiment}", *OFFLINE[experiment], *QUIET, "++trainer.fast_dev_run=true", f"data.dir={data_dir}", "eval.limit=1"]
     cfg = composer(overrides, tmp_path)
-    preset = OmegaConf.load(REPO / "conf" / "experiment" / f"{experiment}.yaml")
+    preset = own_settings(experiment)
     summary = run(cfg)
     stats = json.loads((tmp_path / "init_stats.json").read_text())
     assert stats["samples"] == preset.init.num_samples

@@ -11,7 +11,7 @@
     train  evaluate  report         entry points: import any layer, never each other
 
 ``integrations`` (the method in transformers' and TRL's trainers) sits beside ``lightning`` and
-imports only ``method`` and ``settings``.
+imports only ``method``, ``models`` (a quantized base's preparation) and ``settings``.
 
 ``settings`` is the lowest layer, so that the method (``SVDConfig``, the accumulator options),
 the Lightning module and the config check share one declaration of each setting, and the
@@ -36,7 +36,7 @@ ALLOWED = {
     "eval": {"data", "models", "settings"},
     "lightning": {"method", "data", "models", "settings"},
     "config": {"models", "lightning", "settings"},
-    "integrations": {"method", "settings"},
+    "integrations": {"method", "models", "settings"},
     "__init__": {"method"},
 }
 ENTRY_POINTS = {"train", "evaluate", "report", "export", "bench", "cache"}

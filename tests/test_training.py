@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 import lorasb.lightning.module
 import lorasb.train
@@ -16,6 +15,7 @@ from lorasb.lightning.checkpoints import CheckpointError, resume_from
 from lorasb.method.attach import adapters
 from lorasb.config import ConfigError
 from lorasb.train import run
+from tests.helpers.presets import preset as own_settings
 
 pytestmark = pytest.mark.slow  # all-MiniLM-L6-v2 runs through lorasb.train
 
@@ -72,7 +72,8 @@ def check_summary(run_dir: Path, summary: dict, monitor: str) -> dict:
 
 
 def test_every_experiment_is_tested():
-    others = {"paper/metamath", "paper/commonsense", "smollm2_metamath", "compare/glue", "compare/metamath"}  # test_compare.py
+    instruction = {"paper/metamath", "paper/metamath_nf4", "paper/commonsense", "smollm2_metamath"}  # test_instruction_training.py
+    others = instruction | {"compare/glue", "compare/metamath"}  # test_compare.py
     assert set(GLUE_EXPERIMENTS) | others == set(EXPERIMENTS)
 
 
@@ -85,7 +86,7 @@ OFFLINE = {"paper/glue": ["model=minilm", "trainer=cpu", "data.train_limit=512"]
 @pytest.mark.parametrize("experiment", GLUE_EXPERIMENTS)
 def test_experiment_runs_one_step_with_its_own_settings(experiment, composer, tmp_path, shared_data):
     cfg = composer([f"experiment={experiment}", *OFFLINE[experiment], *QUIET, "++trainer.fast_dev_run=true", f"data.dir={shared_data}"], tmp_path)
-    preset = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml")
+    preset = own_settings(experiment)
     summary = run(cfg)
     check_summary(tmp_path, summary, cfg.task.monitor)
     stats = check_initialised(tmp_path, preset.rank)
