@@ -3,6 +3,7 @@ every format read alike, the label set and its order, the held-out share, and ea
 refused whole, before any model loads, with the file, the row and the fix."""
 
 import logging
+import math
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from lorasb.data import LabeledFileDataModule
 from lorasb.data.custom_tasks import custom_task
 from lorasb.data.files import DataFileError
 from lorasb.data.label_files import label_order
+from lorasb.data.scoring import METRICS
 
 ROWS = [  # real sentences (GLUE SST-2's first training rows), labels rewritten as names
     ("hide new secretions from the parental units", "negative"),
@@ -134,6 +136,17 @@ def test_relative_file_names_start_at_data_dir(minilm_dir, tmp_path):
 
 
 # --- metrics and their baseline -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_labels", [2, 3])
+def test_matthews_is_zero_where_it_is_undefined_and_the_formula_elsewhere(num_labels):
+    labels = torch.tensor([1, 1, 1, 1, 0, 0, 0])
+    metric = METRICS["matthews"](num_labels)
+    assert float(metric(torch.ones_like(labels), labels)) == 0.0  # one predicted class
+    assert float(METRICS["matthews"](num_labels)(labels, torch.zeros_like(labels))) == 0.0  # one true class
+    predictions = torch.tensor([1, 1, 1, 0, 0, 0, 1])  # tp 3, fn 1, tn 2, fp 1
+    expected = (3 * 2 - 1 * 1) / math.sqrt((3 + 1) * (3 + 1) * (2 + 1) * (2 + 1))
+    assert float(METRICS["matthews"](num_labels)(predictions, labels)) == pytest.approx(expected, rel=1e-6)
 
 
 def test_classification_metrics_and_the_majority_baseline():

@@ -16,9 +16,30 @@ from torchmetrics.classification import (
 )
 from torchmetrics.regression import PearsonCorrCoef, SpearmanCorrCoef
 
+
+class _UndefinedIsZero:
+    """Matthews correlation as GLUE scores it (scikit-learn's): 0 where it is undefined, when every
+    prediction or every label is one class, where torchmetrics returns a small positive value
+    (0.0256 for the majority class on CoLA's validation split)."""
+
+    def compute(self) -> Tensor:
+        predicted, actual = self.confmat.sum(0), self.confmat.sum(1)
+        if (predicted > 0).sum() < 2 or (actual > 0).sum() < 2:
+            return torch.zeros((), device=self.confmat.device)
+        return super().compute()
+
+
+class BinaryMatthews(_UndefinedIsZero, BinaryMatthewsCorrCoef):
+    pass
+
+
+class MulticlassMatthews(_UndefinedIsZero, MulticlassMatthewsCorrCoef):
+    pass
+
+
 METRICS: dict[str, Callable[[int], Metric]] = {
     "matthews": lambda num_labels: (
-        BinaryMatthewsCorrCoef() if num_labels == 2 else MulticlassMatthewsCorrCoef(num_classes=num_labels)
+        BinaryMatthews() if num_labels == 2 else MulticlassMatthews(num_classes=num_labels)
     ),
     "f1": lambda num_labels: BinaryF1Score(),
     "macro_f1": lambda num_labels: MulticlassF1Score(num_classes=num_labels, average="macro"),

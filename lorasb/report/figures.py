@@ -50,7 +50,8 @@ def _count_ticks(xaxis) -> None:
 
 def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> None:
     """The main metric at its best, mean and interval (none for one run), against the mean trainable
-    parameters (log x): a panel per task, a series per method (and lr, where a method ran at several)."""
+    parameters (log x): a panel per task, a series per method (and lr, where a method ran at several
+    in that task)."""
     plt = _pyplot()
     tasks = sorted({str(g.task) for g in groups})
     colors = _colors(plt, [str(g.method) for g in groups])
@@ -59,7 +60,7 @@ def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> Non
         chosen = [g for g in groups if str(g.task) == task and g.mean("trainable") and g.values("best")]
         series: dict[tuple[str, str], list[Group]] = {}
         for g in chosen:
-            several = len({g2.lr_label for g2 in groups if g2.method == g.method}) > 1
+            several = len({g2.lr_label for g2 in chosen if g2.method == g.method}) > 1
             series.setdefault((str(g.method), g.lr_label if several else ""), []).append(g)
         for (method, lr), members in sorted(series.items()):
             points = sorted((g.mean("trainable"), estimate(g.values("best"), confidence)) for g in members)
