@@ -14,6 +14,7 @@ from lorasb.eval import eval_set
 from lorasb.eval.grading import ANSWER_VOCABULARY
 from lorasb.evaluate import load_model
 from lorasb.models import load_tokenizer
+from lorasb.report import collect
 from lorasb.train import build, fit, run
 from tests.helpers.presets import preset as own_settings
 
@@ -78,6 +79,8 @@ def test_gsm8k_is_evaluated_after_training(metamath_run, shared_data, smollm2_di
     rows = eval_set("gsm8k").source.rows(shared_data, limit=8)
     assert [r["index"] for r in records] == list(range(8)) and gsm8k["count"] == 8
     assert gsm8k["accuracy"] == sum(r["correct"] for r in records) / 8
+    (reported,) = collect(run_dir)  # python -m lorasb.report reads the scores, not the counts and timings
+    assert (reported["evaluation"], reported["evaluated"]) == ({"gsm8k/accuracy": gsm8k["accuracy"]}, {"gsm8k": 8})
     for record, row in zip(records, rows):
         assert record["prompt"].endswith("### Response: Let's think step by step.") and row["question"] in record["prompt"]
         assert record["gold"] == float(row["answer"].rsplit("####", 1)[1].replace(",", ""))

@@ -24,9 +24,12 @@ TRAINABLE = {"lora_sb": 14_594, "lora": 203_522, "dora": 212_738}
 MAJORITY = 0.6838
 
 
-def fake_run(root: Path, task: str, method: str, seed: int, best: float, final: float | None = None, loss: float = 0.5) -> Path:
-    """A finished run's files as a training run writes them: metrics.json, the Hydra config
-    (with the seed) and the CSV log's validation rows (before training, then two epochs)."""
+def fake_run(
+    root: Path, task: str, method: str, seed: int, best: float, final: float | None = None, loss: float = 0.5, evaluation: dict | None = None
+) -> Path:
+    """A finished run's files as a training run writes them: metrics.json (with ``evaluation`` as the
+    results of the sets evaluated after training), the Hydra config (with the seed) and the CSV
+    log's validation rows (before training, then two epochs)."""
     run_dir = root / f"{task}_{method}_seed{seed}"
     metric = "val/accuracy"
     summary = {
@@ -37,7 +40,7 @@ def fake_run(root: Path, task: str, method: str, seed: int, best: float, final: 
         "init_seconds": 2.0, "train_seconds": 10.0 + seed, "peak_memory_mb": 1000.0,
         "parameters": {"trainable": TRAINABLE[method], "total": 22_713_986},
         "baseline": {"name": "majority class", "scores": {metric: MAJORITY}},
-    }  # fmt: skip
+    } | ({"eval": evaluation} if evaluation else {})  # fmt: skip
     (run_dir / ".hydra").mkdir(parents=True)
     (run_dir / "metrics.json").write_text(json.dumps(summary))
     (run_dir / ".hydra" / "config.yaml").write_text(f"seed: {seed}\nrank: {RANKS[method]}\nrun_dir: ${{hydra:runtime.output_dir}}\n")
@@ -230,6 +233,45 @@ def test_the_missing_reference_is_noted(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "No task has runs of both lora_sb and lora." in text and "- sst2: no lora runs, so no paired comparison." in text
     assert csv_rows(tmp_path / "report_pairs.csv") == []
+
+
+GSM8K_CORRECT = {"lora_sb": {1: 9, 2: 12, 3: 10}, "lora": {1: 7, 2: 8, 3: 9}}  # of the same 200 questions
+
+
+def test_scores_after_training_get_their_table_intervals_pairs_and_panel(tmp_path):
+    """GSM8K's accuracy after training: mean, sd and interval as SciPy computes them, paired by seed
+    beside the main metric, a column of report_runs.csv and a panel of report.png; its counts and
+    timings are not scores, and a run without evaluations stays out of that table."""
+    for method, correct in GSM8K_CORRECT.items():
+        for seed, right in correct.items():
+            results = {"accuracy": right / 200, "correct": right, "count": 200, "seconds": 61.0, "seconds_per_example": 0.305}
+            fake_run(tmp_path / "math", "metamath", method, seed, 0.5 + seed / 100, evaluation={"gsm8k": results})
+    fake_run(tmp_path / "glue", "sst2", "lora_sb", 1, 0.9)
+    write_report(tmp_path)
+    mine, theirs = ([c / 200 for c in GSM8K_CORRECT[m].values()] for m in ("lora_sb", "lora"))
+    mean, sd = sum(mine) / 3, stats.tstd(mine)
+    low, high = stats.t.interval(0.95, 2, loc=mean, scale=stats.sem(mine))
+    row = setting(tmp_path, "metamath", "lora_sb")
+    for column, expected in {"": mean, "_sd": sd, "_low": low, "_high": high}.items():
+        assert float(row[f"eval gsm8k/accuracy{column}"]) == pytest.approx(expected, rel=1e-9), column
+    assert row["evaluated"] == "gsm8k 200"
+    assert [c for c in row if c.startswith("eval ")] == [f"eval gsm8k/accuracy{c}" for c in ("", "_sd", "_low", "_high")]
+    assert setting(tmp_path, "sst2", "lora_sb")["evaluated"] == ""
+    pairs = {r["metric"]: r for r in csv_rows(tmp_path / "report_pairs.csv")}
+    assert sorted(pairs) == ["gsm8k/accuracy", "val/accuracy"]
+    assert float(pairs["gsm8k/accuracy"]["difference"]) == pytest.approx((2 + 4 + 1) / 3 / 200)
+    assert float(pairs["gsm8k/accuracy"]["p"]) == pytest.approx(stats.ttest_rel(mine, theirs).pvalue, rel=1e-9)
+    assert float(pairs["val/accuracy"]["difference"]) == pytest.approx(0.0)  # the same best in each seed
+    text = (tmp_path / "report.md").read_text()
+    evaluated = md_rows(text, "The evaluation sets after training")
+    assert [r[:2] for r in evaluated] == [["metamath", "lora"], ["metamath", "lora_sb"]]
+    assert evaluated[1][5:] == ["gsm8k 200", f"{mean:.4f} ± {sd:.4f} [{low:.4f}, {high:.4f}]"]
+    assert [r[1] for r in md_rows(text, "lora_sb − lora")] == ["val/accuracy", "gsm8k/accuracy"]
+    runs = {(r["method"], r["seed"]): r for r in csv_rows(tmp_path / "report_runs.csv") if r["task"] == "metamath"}
+    assert runs["lora_sb", "2"]["gsm8k/accuracy"] == "0.06"
+    write_report(tmp_path / "glue")  # the same figure without the evaluation's panel
+    widths = [matplotlib.image.imread(path).shape[1] for path in (tmp_path / "report.png", tmp_path / "glue" / "report.png")]
+    assert widths[0] == 3 * widths[1]  # panels: sst2, metamath's val/accuracy, metamath's gsm8k/accuracy
 
 
 # --- real runs through the command lines ---

@@ -3,11 +3,13 @@
 Reads every job's ``metrics.json`` under the folders (and each run's seed from its config) and
 groups the runs that differ only in their seed. Writes ``report.md`` (per task × method × rank
 × lr: n, mean, sample sd and Student-t confidence interval of the main metric at its best and at
-the end and of every metric at its best, mean trainable parameters, seconds and peak memory; a
-comparison of two methods paired by seed), ``report.csv`` (a row per setting),
-``report_runs.csv`` (a row per run), ``report_pairs.csv``, ``report.png`` (means and intervals
-against trainable parameters) and ``report_curves.png`` (validation curves from each run's
-``logs/metrics.csv``). :func:`collect` gives the runs' rows to other code (a notebook, say).
+the end, of every metric at its best and of every score of the sets evaluated after training
+(GSM8K's accuracy, say), mean trainable parameters, seconds and peak memory; two methods compared
+seed by seed on the main metric and on each score after training), ``report.csv`` (a row per
+setting), ``report_runs.csv`` (a row per run), ``report_pairs.csv``, ``report.png`` (means and
+intervals against trainable parameters, a panel per task and score) and ``report_curves.png``
+(validation curves from each run's ``logs/metrics.csv``). :func:`collect` gives the runs' rows
+to other code (a notebook, say).
 """
 
 from __future__ import annotations

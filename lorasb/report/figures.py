@@ -1,4 +1,4 @@
-"""``report.png`` (each setting's mean and interval against its trainable parameters) and
+"""``report.png`` (each setting's mean and interval of each score against its trainable parameters) and
 ``report_curves.png`` (the validation curves, each run's and their mean, beside the baseline)."""
 
 from __future__ import annotations
@@ -49,21 +49,28 @@ def _count_ticks(xaxis) -> None:
 
 
 def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> None:
-    """The main metric at its best, mean and interval (none for one run), against the mean trainable
-    parameters (log x): a panel per task, a series per method (and lr, where a method ran at several
-    in that task)."""
+    """The main metric at its best, and each score after training, mean and interval (none for one
+    run), against the mean trainable parameters (log x): a panel per task and score, a series per
+    method (and lr, where a method ran at several in that task)."""
     plt = _pyplot()
-    tasks = sorted({str(g.task) for g in groups})
+    panels = [
+        (task, evaluation)
+        for task in sorted({str(g.task) for g in groups})
+        for evaluation in [None, *sorted({n for g in groups if str(g.task) == task for n in g.evaluation_names})]
+    ]
     colors = _colors(plt, [str(g.method) for g in groups])
-    figure, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for axis, task in zip(axes[0], tasks):
-        chosen = [g for g in groups if str(g.task) == task and g.mean("trainable") and g.values("best")]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for axis, (task, evaluation) in zip(axes[0], panels):
+        def values(g: Group) -> list[float]:
+            return g.values("best") if evaluation is None else g.evaluation_values(evaluation)
+
+        chosen = [g for g in groups if str(g.task) == task and g.mean("trainable") and values(g)]
         series: dict[tuple[str, str], list[Group]] = {}
         for g in chosen:
             several = len({g2.lr_label for g2 in chosen if g2.method == g.method}) > 1
             series.setdefault((str(g.method), g.lr_label if several else ""), []).append(g)
         for (method, lr), members in sorted(series.items()):
-            points = sorted((g.mean("trainable"), estimate(g.values("best"), confidence)) for g in members)
+            points = sorted((g.mean("trainable"), estimate(values(g), confidence)) for g in members)
             x = [trainable for trainable, _ in points]
             y = [e.mean for _, e in points]
             below = [e.mean - e.low if e.has_interval else math.nan for _, e in points]
@@ -72,11 +79,13 @@ def plot_means(groups: list[Group], path: Path, confidence: float = 0.95) -> Non
             axis.errorbar(x, y, yerr=[below, above], marker="o", capsize=4, color=colors[method], label=label)
             for (trainable, e), height in zip(points, y):  # n beside each point: n=1 has no bar
                 axis.annotate(f"n={e.n}", (trainable, height), textcoords="offset points", xytext=(6, -3), fontsize="small")
-        _baseline(axis, chosen)
+        if evaluation is None:
+            _baseline(axis, chosen)
         axis.set_xscale("log")
         _count_ticks(axis.xaxis)
         axis.set_xlabel("trainable parameters (log scale)")
-        axis.set_ylabel(f"{chosen[0].metric if chosen else 'main metric'} (best; mean, {confidence * 100:g}% CI)")
+        score = f"{chosen[0].metric if chosen else 'main metric'} (best" if evaluation is None else f"{evaluation} (after training"
+        axis.set_ylabel(f"{score}; mean, {confidence * 100:g}% CI)")
         axis.set_title(task)
         axis.grid(True, alpha=0.3)
         axis.legend()

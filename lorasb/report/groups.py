@@ -48,16 +48,36 @@ class Group:
         """Metric ``name`` at its best, of every run that has it."""
         return [r["best_metrics"][name] for r in self.runs if name in r["best_metrics"]]
 
+    @property
+    def evaluation_names(self) -> list[str]:
+        """The scores after training any run has, e.g. ``gsm8k/accuracy``."""
+        return sorted({name for r in self.runs for name in r["evaluation"]})
+
+    def evaluation_values(self, name: str) -> list[float]:
+        """Score ``name`` after training, of every run that has it."""
+        return [r["evaluation"][name] for r in self.runs if name in r["evaluation"]]
+
+    @property
+    def evaluated(self) -> str:
+        """Each evaluation set and its number of examples, e.g. ``gsm8k 200`` (``200/16`` where runs differ)."""
+        counts: dict[str, set[int]] = {}
+        for r in self.runs:
+            for name, count in r["evaluated"].items():
+                counts.setdefault(name, set()).update([count] if count is not None else [])
+        return ", ".join(f"{name} {'/'.join(map(str, sorted(found)))}".strip() for name, found in sorted(counts.items()))
+
     def mean(self, key: str) -> float | None:
         values = self.values(key)
         return math.fsum(values) / len(values) if values else None
 
-    def by_seed(self, key: str = "best") -> dict[int, float]:
-        """``key`` per seed; a seed run more than once gives the mean of its runs."""
+    def by_seed(self, evaluation: str | None = None) -> dict[int, float]:
+        """The main metric at its best (or the score ``evaluation`` after training) per seed; a seed
+        run more than once gives the mean of its runs."""
         runs: dict[int, list[float]] = {}
         for r in self.runs:
-            if r["seed"] is not None and r[key] is not None:
-                runs.setdefault(r["seed"], []).append(r[key])
+            value = r["best"] if evaluation is None else r["evaluation"].get(evaluation)
+            if r["seed"] is not None and value is not None:
+                runs.setdefault(r["seed"], []).append(value)
         return {seed: math.fsum(values) / len(values) for seed, values in runs.items()}
 
     def repeated_seeds(self) -> list[int]:
@@ -76,18 +96,21 @@ def grouped(rows: list[dict]) -> list[Group]:
 
 @dataclass
 class Pairing:
-    """``compare``'s runs minus ``against``'s, seed by seed, of one task's main metric at its best."""
+    """``compare``'s runs minus ``against``'s, seed by seed, of one task's main metric at its best or
+    of a score after training (``metric``)."""
 
     compare: Group
     against: Group
+    metric: str | None
     seeds: list[int]
     left_out: list[str]  # e.g. "seed 3 (lora only)", "1 lora run without a seed"
     estimate: Estimate | None
 
 
-def paired(compare: Group, against: Group, confidence: float = 0.95) -> Pairing:
-    """The two groups' runs of the seeds both have; the others are named in ``left_out``."""
-    mine, theirs = compare.by_seed(), against.by_seed()
+def paired(compare: Group, against: Group, confidence: float = 0.95, evaluation: str | None = None) -> Pairing:
+    """The two groups' runs of the seeds both have, compared on the main metric (or the score
+    ``evaluation`` after training); the other seeds are named in ``left_out``."""
+    mine, theirs = compare.by_seed(evaluation), against.by_seed(evaluation)
     seeds = sorted(mine.keys() & theirs.keys())
     differences = [mine[s] - theirs[s] for s in seeds]
     left_out = [f"seed {s} ({compare.method} only)" for s in sorted(mine.keys() - theirs.keys())]
@@ -96,15 +119,17 @@ def paired(compare: Group, against: Group, confidence: float = 0.95) -> Pairing:
         unseeded = sum(1 for r in group.runs if r["seed"] is None)
         if unseeded:
             left_out.append(f"{unseeded} {group.method} run{'s' if unseeded > 1 else ''} without a seed")
-    return Pairing(compare, against, seeds, left_out, estimate(differences, confidence))
+    return Pairing(compare, against, evaluation or compare.metric, seeds, left_out, estimate(differences, confidence))
 
 
 def pairings(groups: list[Group], compare: str, against: str, confidence: float = 0.95) -> list[Pairing]:
-    """Per task, every ``compare`` group (each rank and lr) paired with every ``against`` group."""
+    """Per task, every ``compare`` group (each rank and lr) paired with every ``against`` group: on
+    the main metric, then on each score after training both have."""
     return [
-        paired(mine, theirs, confidence)
+        paired(mine, theirs, confidence, evaluation)
         for mine in groups
         if mine.method == compare
         for theirs in groups
         if theirs.method == against and theirs.task == mine.task
+        for evaluation in [None, *(name for name in mine.evaluation_names if name in theirs.evaluation_names)]
     ]

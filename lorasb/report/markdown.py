@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lorasb.report.groups import Group, Pairing
 from lorasb.report.stats import Estimate, estimate
 
@@ -58,13 +60,16 @@ def main_table(groups: list[Group], confidence: float) -> str:
     return table(header, rows)
 
 
-def metrics_table(groups: list[Group], confidence: float) -> str:
-    names = sorted({name for g in groups for r in g.runs for name in r["best_metrics"]})
-    rows = []
-    for g in groups:
-        cells = [estimate(g.metric_values(name), confidence) for name in names]
-        rows.append([*setting(g), *(cell(e) for e in cells)])
-    return table(["task", "method", "rank", "lr", "n", *names], rows)
+def estimates_table(
+    groups: list[Group], confidence: float, names: list[str], values: Callable[[Group, str], list[float]], examples: bool = False
+) -> str:
+    """A row per setting (with its evaluation sets' sizes where ``examples``), a ``mean ± sd [CI]``
+    cell per score ``name``, from ``values(group, name)``."""
+    rows = [
+        [*setting(g), *([g.evaluated] if examples else []), *(cell(estimate(values(g, name), confidence)) for name in names)]
+        for g in groups
+    ]
+    return table(["task", "method", "rank", "lr", "n", *(["examples"] if examples else []), *names], rows)
 
 
 def arm(g: Group) -> str:
@@ -78,7 +83,7 @@ def pairs_table(pairings: list[Pairing], compare: str, against: str, confidence:
     for p in pairings:
         e = p.estimate
         rows.append([
-            str(p.compare.task), str(p.compare.metric), arm(p.compare), arm(p.against), f"{len(p.seeds)} (seeds {' '.join(map(str, p.seeds))})" if p.seeds else "0",
+            str(p.compare.task), str(p.metric), arm(p.compare), arm(p.against), f"{len(p.seeds)} (seeds {' '.join(map(str, p.seeds))})" if p.seeds else "0",
             ", ".join(p.left_out), spread(e, signed=True), interval(e) if e else "no seeds in common",
             f"{e.p_value():.3g}" if e and e.has_interval else "", "✓" if e and e.excludes(0.0) else "",
         ])  # fmt: skip
@@ -124,9 +129,19 @@ def markdown(
         "## Main metric, at its best and at the end\n",
         main_table(groups, confidence),
         f"## Every metric at its best (mean ± sd [{level} CI])\n",
-        metrics_table(groups, confidence),
+        estimates_table(groups, confidence, sorted({name for g in groups for r in g.runs for name in r["best_metrics"]}), Group.metric_values),
+    ]
+    evaluated = [g for g in groups if g.evaluation_names]
+    if evaluated:
+        names = sorted({name for g in evaluated for name in g.evaluation_names})
+        parts += [
+            f"## The evaluation sets after training (mean ± sd [{level} CI])\n",
+            "examples: how many examples of each set the runs scored.\n",
+            estimates_table(evaluated, confidence, names, Group.evaluation_values, examples=True),
+        ]
+    parts += [
         f"## {compare} − {against}, paired by seed\n",
-        f"The main metric at its best: each seed's {compare} run minus the {against} run of the same seed "
+        f"The main metric at its best{', and each score after training' if evaluated else ''}: each seed's {compare} run minus the {against} run of the same seed "
         f"(only seeds both have are paired; the others are left out and named). The mean difference ± sd, its "
         f"{level} paired-t confidence interval and the two-sided p-value; ✓ where the interval excludes 0. "
         f"Every rank of {compare} is paired with every rank of {against}.\n",

@@ -1,4 +1,5 @@
-"""What the report reads of each run: its ``metrics.json``, its seed and its validation curve."""
+"""What the report reads of each run: its ``metrics.json`` (with the scores of the sets evaluated
+after training), its seed and its validation curve."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 from pathlib import Path
 
 import yaml
+
+# What an evaluation set's results hold besides its scores (lorasb.eval.evaluation.evaluate_sets).
+TALLIES = ("correct", "count", "tokens", "seconds", "seconds_per_example")
 
 # Where a run keeps its config: the CSV logger's resolved copy, then Hydra's own.
 CONFIG_FILES = ("logs/hparams.yaml", ".hydra/config.yaml")
@@ -27,8 +31,20 @@ def seed_of(run_dir: Path) -> int | None:
     return None
 
 
+def evaluation_scores(results: dict) -> dict[str, float]:
+    """The scores of each set evaluated after training (``metrics.json``'s ``eval``) as
+    ``<set>/<score>``, e.g. ``gsm8k/accuracy``; counts and timings left out."""
+    return {
+        f"{name}/{key}": value
+        for name, scores in results.items()
+        for key, value in scores.items()
+        if key not in TALLIES and isinstance(value, (int, float))
+    }
+
+
 def row(path: Path) -> dict:
-    """The report row of one run's ``metrics.json``: ``best_metrics`` holds every metric at its best."""
+    """The report row of one run's ``metrics.json``: ``best_metrics`` holds every metric at its best,
+    ``evaluation`` the scores after training and ``evaluated`` each set's number of examples."""
     summary = json.loads(path.read_text())
     run = summary.get("run", {})
     metric = run.get("monitor")
@@ -45,6 +61,8 @@ def row(path: Path) -> dict:
         "best": summary.get("best", {}).get(metric),
         "final": summary.get("final", {}).get(metric),
         "best_metrics": summary.get("best", {}),
+        "evaluation": evaluation_scores(summary.get("eval") or {}),
+        "evaluated": {name: scores.get("count") for name, scores in (summary.get("eval") or {}).items()},
         "baseline": summary.get("baseline", {}).get("scores", {}).get(metric),
         "baseline_name": summary.get("baseline", {}).get("name"),
         "trainable": trainable,

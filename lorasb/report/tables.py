@@ -1,5 +1,5 @@
-"""The report's CSV files: ``report.csv`` (a row per setting), ``report_runs.csv`` (a row per run)
-and ``report_pairs.csv`` (a row per paired comparison)."""
+"""The report's CSV files: ``report.csv`` (a row per setting), ``report_runs.csv`` (a row per run,
+with its scores after training) and ``report_pairs.csv`` (a row per paired comparison)."""
 
 from __future__ import annotations
 
@@ -41,13 +41,15 @@ def setting_row(g: Group, confidence: float) -> dict:
     row |= {key: _plain(g.mean(key)) for key in MEANS}
     for name in sorted({name for r in g.runs for name in r["best_metrics"]}):
         row |= _stat_columns(f"best {name}", estimate(g.metric_values(name), confidence))
-    return row
+    for name in g.evaluation_names:
+        row |= _stat_columns(f"eval {name}", estimate(g.evaluation_values(name), confidence))
+    return row | ({"evaluated": g.evaluated} if g.evaluated else {})
 
 
 def pair_row(p: Pairing) -> dict:
     e = p.estimate
     return {
-        "task": p.compare.task, "metric": p.compare.metric,
+        "task": p.compare.task, "metric": p.metric,
         "compare": p.compare.method, "compare_rank": p.compare.rank, "compare_lr": p.compare.lr_label,
         "against": p.against.method, "against_rank": p.against.rank, "against_lr": p.against.lr_label,
         "pairs": len(p.seeds), "seeds": " ".join(map(str, p.seeds)), "left_out": "; ".join(p.left_out),
@@ -69,6 +71,8 @@ def write_tables(out: Path, rows: list[dict], groups: list[Group], pairings: lis
     """The three CSV files in ``out``; run folders are written relative to ``out``."""
     paths = [out / "report.csv", out / "report_runs.csv", out / "report_pairs.csv"]
     write_csv(paths[0], [setting_row(g, confidence) for g in groups])
-    write_csv(paths[1], [{**r, "run_dir": os.path.relpath(r["run_dir"], out)} for r in rows], RUN_COLUMNS)
+    evaluations = sorted({name for r in rows for name in r["evaluation"]})
+    runs = [{**r, **r["evaluation"], "run_dir": os.path.relpath(r["run_dir"], out)} for r in rows]
+    write_csv(paths[1], runs, RUN_COLUMNS + evaluations)
     write_csv(paths[2], [pair_row(p) for p in pairings], PAIR_COLUMNS)
     return paths
