@@ -48,6 +48,7 @@ def row(path: Path) -> dict:
     summary = json.loads(path.read_text())
     run = summary.get("run", {})
     metric = run.get("monitor")
+    evaluations = summary.get("eval") or {}
     parameters = summary.get("parameters", {})
     trainable, total = parameters.get("trainable"), parameters.get("total")
     return {
@@ -61,8 +62,8 @@ def row(path: Path) -> dict:
         "best": summary.get("best", {}).get(metric),
         "final": summary.get("final", {}).get(metric),
         "best_metrics": summary.get("best", {}),
-        "evaluation": evaluation_scores(summary.get("eval") or {}),
-        "evaluated": {name: scores.get("count") for name, scores in (summary.get("eval") or {}).items()},
+        "evaluation": evaluation_scores(evaluations),
+        "evaluated": {name: scores.get("count") for name, scores in evaluations.items()},
         "baseline": summary.get("baseline", {}).get("scores", {}).get(metric),
         "baseline_name": summary.get("baseline", {}).get("name"),
         "trainable": trainable,
