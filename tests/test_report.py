@@ -274,6 +274,38 @@ def test_scores_after_training_get_their_table_intervals_pairs_and_panel(tmp_pat
     assert widths[0] == 3 * widths[1]  # panels: sst2, metamath's val/accuracy, metamath's gsm8k/accuracy
 
 
+def test_an_earlier_reports_runs_are_read_back_and_a_redone_run_replaces_its_row(tmp_path):
+    """An earlier report's report_runs.csv, its run folders gone, with one run redone in a new
+    folder: the untouched settings keep their statistics exactly, the redone seed's new score
+    enters its setting and its pairs, the scores after training come back, and the note says so."""
+    first = {"lora_sb": {1: 0.80, 2: 0.82, 3: 0.85}, "lora": {1: 0.78, 2: 0.50, 3: 0.80}}  # lora's seed 2 failed
+    for method, scores in first.items():
+        for seed, best in scores.items():
+            fake_run(tmp_path / "runs", "mrpc", method, seed, best, evaluation={"gsm8k": {"accuracy": best / 10, "count": 8}})
+    write_report(tmp_path / "runs")
+    earlier = tmp_path / "earlier" / "report_runs.csv"
+    earlier.parent.mkdir()
+    (tmp_path / "runs" / "report_runs.csv").rename(earlier)
+    fake_run(tmp_path / "redone", "mrpc", "lora", 2, 0.83)
+    result = report(str(earlier), str(tmp_path / "redone"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    before, after = setting(tmp_path / "runs", "mrpc", "lora_sb"), setting(tmp_path / "out", "mrpc", "lora_sb")
+    kept = [column for column in before if not column.startswith("best val/loss") and column != "evaluated"]
+    assert [after[c] for c in kept] == [before[c] for c in kept] and after["best val/loss"] == ""  # the CSV has no other metric
+    lora = [0.78, 0.83, 0.80]
+    row = setting(tmp_path / "out", "mrpc", "lora")
+    assert (row["n"], float(row["best"]), float(row["best_sd"])) == ("3", pytest.approx(sum(lora) / 3), pytest.approx(stats.tstd(lora)))
+    pairs = {r["metric"]: r for r in csv_rows(tmp_path / "out" / "report_pairs.csv")}
+    differences = [0.80 - 0.78, 0.82 - 0.83, 0.85 - 0.80]
+    assert float(pairs["val/accuracy"]["difference"]) == pytest.approx(sum(differences) / 3)
+    assert float(pairs["val/accuracy"]["p"]) == pytest.approx(stats.ttest_1samp(differences, 0).pvalue, rel=1e-9)
+    assert pairs["gsm8k/accuracy"]["seeds"] == "1 3"  # the redone run was not evaluated
+    runs = {(r["method"], r["seed"]): r for r in csv_rows(tmp_path / "out" / "report_runs.csv")}
+    assert runs["lora", "2"]["baseline"] == str(MAJORITY) and runs["lora_sb", "1"]["gsm8k/accuracy"] == "0.08"
+    assert "- 5 run(s) read from an earlier report" in result.stdout and "- 5 run(s) have no validation curve" in result.stdout
+    assert not report(str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out")).returncode == 0
+
+
 # --- real runs through the command lines ---
 
 

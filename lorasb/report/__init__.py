@@ -8,8 +8,9 @@ the end, of every metric at its best and of every score of the sets evaluated af
 seed by seed on the main metric and on each score after training), ``report.csv`` (a row per
 setting), ``report_runs.csv`` (a row per run), ``report_pairs.csv``, ``report.png`` (means and
 intervals against trainable parameters, a panel per task and score) and ``report_curves.png``
-(validation curves from each run's ``logs/metrics.csv``). :func:`collect` gives the runs' rows
-to other code (a notebook, say).
+(validation curves from each run's ``logs/metrics.csv``). An earlier report's ``report_runs.csv``
+may stand in for run folders that are gone; a run redone in a folder given beside it replaces
+its row. :func:`collect` gives the runs' rows to other code (a notebook, say).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         description=lorasb.report.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("folders", nargs="+", type=Path, help="multirun or runs folders (every metrics.json under them)")
+    parser.add_argument("folders", nargs="+", type=Path, help="multirun or runs folders (every metrics.json under them), or an earlier report's report_runs.csv")
     parser.add_argument("--out", type=Path, help="where the report goes (default: the folder, when one is given)")
     parser.add_argument("--compare", default="lora_sb", help="the method compared, seed by seed (default: lora_sb)")
     parser.add_argument("--against", default="lora", help="the reference method it is compared against (default: lora)")

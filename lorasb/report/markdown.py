@@ -110,8 +110,18 @@ def notes(groups: list[Group], compare: str, against: str, unlogged: int) -> lis
             f"{unseeded} run(s) kept no config with a seed (logs/hparams.yaml, .hydra/config.yaml): "
             "they count in their setting's statistics but are not paired."
         )
+    reported = sorted({r["report"] for g in groups for r in g.runs if r["report"]})
+    if reported:
+        count = sum(1 for g in groups for r in g.runs if r["report"])
+        found.append(
+            f"{count} run(s) read from an earlier report ({', '.join(reported)}): their main metric and scores after "
+            "training only; each run redone in a runs folder given beside it replaced its row."
+        )
     if unlogged:
-        found.append(f"{unlogged} run(s) have no validation curve in logs/metrics.csv (logger=csv): not in report_curves.png.")
+        found.append(
+            f"{unlogged} run(s) have no validation curve in logs/metrics.csv (logger=csv; or read from an earlier "
+            "report, their folder gone): not in report_curves.png."
+        )
     return found
 
 

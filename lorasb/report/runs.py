@@ -1,5 +1,6 @@
 """What the report reads of each run: its ``metrics.json`` (with the scores of the sets evaluated
-after training), its seed and its validation curve."""
+after training), its seed and its validation curve; or its row in an earlier report's
+``report_runs.csv``, where the run's folder is gone."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import yaml
 
 # What an evaluation set's results hold besides its scores (lorasb.eval.evaluation.evaluate_sets).
 TALLIES = ("correct", "count", "tokens", "seconds", "seconds_per_example")
+
+# The columns of report_runs.csv; the scores after training follow them, a column each.
+RUN_COLUMNS = [
+    "task", "method", "rank", "lr", "peak_lr", "seed", "metric", "best", "final", "trainable", "total",
+    "trainable_ratio", "init_seconds", "train_seconds", "peak_memory_mb", "baseline_name", "baseline", "run_dir",
+]  # fmt: skip
+TEXT_COLUMNS = ("task", "method", "metric", "baseline_name", "run_dir")
 
 # Where a run keeps its config: the CSV logger's resolved copy, then Hydra's own.
 CONFIG_FILES = ("logs/hparams.yaml", ".hydra/config.yaml")
@@ -44,7 +52,8 @@ def evaluation_scores(results: dict) -> dict[str, float]:
 
 def row(path: Path) -> dict:
     """The report row of one run's ``metrics.json``: ``best_metrics`` holds every metric at its best,
-    ``evaluation`` the scores after training and ``evaluated`` each set's number of examples."""
+    ``evaluation`` the scores after training, ``evaluated`` each set's number of examples and
+    ``report`` the earlier report a row was read from (None: read from the run)."""
     summary = json.loads(path.read_text())
     run = summary.get("run", {})
     metric = run.get("monitor")
@@ -73,23 +82,67 @@ def row(path: Path) -> dict:
         "train_seconds": summary.get("train_seconds"),
         "peak_memory_mb": summary.get("peak_memory_mb"),
         "run_dir": str(path.parent),
+        "report": None,
     }
 
 
-def collect(roots: str | Path | list[str | Path]) -> list[dict]:
-    """One row per run (each ``metrics.json`` under the folder or folders), sorted by task, method, rank and seed."""
+def _number(text: str) -> int | float | str:
+    """A CSV cell as the int or float it holds (``auto`` stays text)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def reported_rows(path: Path) -> list[dict]:
+    """The runs of an earlier report's ``report_runs.csv`` as rows: the main metric at its best and
+    the end, the scores after training, no other metric and no curve; each run folder is read
+    relative to the CSV's folder, as the report wrote it."""
+    with open(path, newline="") as file:
+        lines = list(csv.DictReader(file))
     rows = []
+    for line in lines:
+        cells = {key: (None if text == "" else text if key in TEXT_COLUMNS else _number(text)) for key, text in line.items()}
+        row = {key: cells.get(key) for key in RUN_COLUMNS}
+        row["best_metrics"] = {row["metric"]: row["best"]} if row["best"] is not None else {}
+        row["evaluation"] = {key: value for key, value in cells.items() if key not in RUN_COLUMNS and value is not None}
+        row["evaluated"] = {}
+        row["run_dir"] = str(path.parent / row["run_dir"]) if row["run_dir"] else str(path)
+        row["report"] = str(path)
+        rows.append(row)
+    return rows
+
+
+def _setting(row: dict) -> tuple:
+    return row["task"], row["method"], row["rank"], str(row["lr"]), row["seed"]
+
+
+def collect(roots: str | Path | list[str | Path]) -> list[dict]:
+    """One row per run, sorted by task, method, rank and seed: each ``metrics.json`` under a
+    folder, each row of a ``report_runs.csv`` given instead of a folder. A run read from a folder
+    replaces an earlier report's row of the same task, method, rank, lr and seed (a run redone)."""
+    found, reported = [], []
     for root in [roots] if isinstance(roots, (str, Path)) else roots:
         root = Path(root)
+        if root.is_file() and root.suffix == ".csv":
+            reported += reported_rows(root)
+            continue
         if not root.is_dir():
-            raise FileNotFoundError(f"{root} is not a folder; give the multirun or runs folder to report on")
-        found = [row(path) for path in sorted(root.rglob("metrics.json"))]
-        if not found:
+            raise FileNotFoundError(
+                f"{root} is not a folder; give the multirun or runs folder to report on, or an earlier report's report_runs.csv"
+            )
+        runs = [row(path) for path in sorted(root.rglob("metrics.json"))]
+        if not runs:
             raise FileNotFoundError(
                 f"no runs under {root}: no metrics.json found; give a multirun folder "
                 "(outputs/multirun/<date>/<time>) or a folder of finished runs"
             )
-        rows += found
+        found += runs
+    redone = {_setting(r) for r in found}
+    rows = found + [r for r in reported if _setting(r) not in redone]
     return sorted(rows, key=lambda r: (str(r["task"]), str(r["method"]), r["rank"] or 0, str(r["lr"]), str(r["seed"]), r["run_dir"]))
 
 

@@ -8,12 +8,9 @@ import os
 from pathlib import Path
 
 from lorasb.report.groups import Group, Pairing
+from lorasb.report.runs import RUN_COLUMNS
 from lorasb.report.stats import Estimate, estimate
 
-RUN_COLUMNS = [
-    "task", "method", "rank", "lr", "peak_lr", "seed", "metric", "best", "final", "trainable", "total",
-    "trainable_ratio", "init_seconds", "train_seconds", "peak_memory_mb", "run_dir",
-]  # fmt: skip
 PAIR_COLUMNS = [
     "task", "metric", "compare", "compare_rank", "compare_lr", "against", "against_rank", "against_lr", "pairs",
     "seeds", "left_out", "difference", "difference_sd", "difference_low", "difference_high", "p", "excludes_zero",
