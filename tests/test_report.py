@@ -290,7 +290,7 @@ def test_an_earlier_reports_runs_are_read_back_and_a_redone_run_replaces_its_row
     result = report(str(earlier), str(tmp_path / "redone"), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     before, after = setting(tmp_path / "runs", "mrpc", "lora_sb"), setting(tmp_path / "out", "mrpc", "lora_sb")
-    kept = [column for column in before if not column.startswith("best val/loss") and column != "evaluated"]
+    kept = [column for column in before if not column.startswith("best val/loss")]
     assert [after[c] for c in kept] == [before[c] for c in kept] and after["best val/loss"] == ""  # the CSV has no other metric
     lora = [0.78, 0.83, 0.80]
     row = setting(tmp_path / "out", "mrpc", "lora")
@@ -302,6 +302,8 @@ def test_an_earlier_reports_runs_are_read_back_and_a_redone_run_replaces_its_row
     assert pairs["gsm8k/accuracy"]["seeds"] == "1 3"  # the redone run was not evaluated
     runs = {(r["method"], r["seed"]): r for r in csv_rows(tmp_path / "out" / "report_runs.csv")}
     assert runs["lora", "2"]["baseline"] == str(MAJORITY) and runs["lora_sb", "1"]["gsm8k/accuracy"] == "0.08"
+    assert runs["lora_sb", "1"]["gsm8k/count"] == "8" and runs["lora", "2"]["gsm8k/count"] == ""
+    assert setting(tmp_path / "out", "mrpc", "lora_sb")["evaluated"] == "gsm8k 8"
     assert "- 5 run(s) read from an earlier report" in result.stdout and "- 5 run(s) have no validation curve" in result.stdout
     assert not report(str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out")).returncode == 0
 

@@ -50,6 +50,11 @@ def evaluation_scores(results: dict) -> dict[str, float]:
     }
 
 
+def examples_columns(row: dict) -> dict[str, int]:
+    """``<set>/count``: how many examples of each set evaluated after training the run scored."""
+    return {f"{name}/count": count for name, count in row["evaluated"].items() if count is not None}
+
+
 def row(path: Path) -> dict:
     """The report row of one run's ``metrics.json``: ``best_metrics`` holds every metric at its best,
     ``evaluation`` the scores after training, ``evaluated`` each set's number of examples and
@@ -99,8 +104,8 @@ def _number(text: str) -> int | float | str:
 
 def reported_rows(path: Path) -> list[dict]:
     """The runs of an earlier report's ``report_runs.csv`` as rows: the main metric at its best and
-    the end, the scores after training, no other metric and no curve; each run folder is read
-    relative to the CSV's folder, as the report wrote it."""
+    the end, the scores after training with their examples (``<set>/count``), no other metric and
+    no curve; each run folder is read relative to the CSV's folder, as the report wrote it."""
     with open(path, newline="") as file:
         lines = list(csv.DictReader(file))
     rows = []
@@ -108,8 +113,9 @@ def reported_rows(path: Path) -> list[dict]:
         cells = {key: (None if text == "" else text if key in TEXT_COLUMNS else _number(text)) for key, text in line.items()}
         row = {key: cells.get(key) for key in RUN_COLUMNS}
         row["best_metrics"] = {row["metric"]: row["best"]} if row["best"] is not None else {}
-        row["evaluation"] = {key: value for key, value in cells.items() if key not in RUN_COLUMNS and value is not None}
-        row["evaluated"] = {}
+        scores = {key: value for key, value in cells.items() if key not in RUN_COLUMNS and value is not None}
+        row["evaluated"] = {key.removesuffix("/count"): value for key, value in scores.items() if key.endswith("/count")}
+        row["evaluation"] = {key: value for key, value in scores.items() if not key.endswith("/count")}
         row["run_dir"] = str(path.parent / row["run_dir"]) if row["run_dir"] else str(path)
         row["report"] = str(path)
         rows.append(row)

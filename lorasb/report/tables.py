@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from lorasb.report.groups import Group, Pairing
-from lorasb.report.runs import RUN_COLUMNS
+from lorasb.report.runs import RUN_COLUMNS, examples_columns
 from lorasb.report.stats import Estimate, estimate
 
 PAIR_COLUMNS = [
@@ -68,8 +68,8 @@ def write_tables(out: Path, rows: list[dict], groups: list[Group], pairings: lis
     """The three CSV files in ``out``; run folders are written relative to ``out``."""
     paths = [out / "report.csv", out / "report_runs.csv", out / "report_pairs.csv"]
     write_csv(paths[0], [setting_row(g, confidence) for g in groups])
-    evaluations = sorted({name for r in rows for name in r["evaluation"]})
-    runs = [{**r, **r["evaluation"], "run_dir": os.path.relpath(r["run_dir"], out)} for r in rows]
+    runs = [{**r, **r["evaluation"], **examples_columns(r), "run_dir": os.path.relpath(r["run_dir"], out)} for r in rows]
+    evaluations = sorted({name for r in rows for name in [*r["evaluation"], *examples_columns(r)]})
     write_csv(paths[1], runs, RUN_COLUMNS + evaluations)
     write_csv(paths[2], [pair_row(p) for p in pairings], PAIR_COLUMNS)
     return paths
