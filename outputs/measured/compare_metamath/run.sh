@@ -7,13 +7,14 @@
 # rows and take three times as long. GSM8K on its first 200 test questions after training. The
 # budget of experiment=smollm2_metamath (320 training rows of at most 256 tokens, one epoch) fits
 # this machine's CPU. One process a job, resumable: rerun the script and finished jobs are
-# skipped, a killed one resumes from its last checkpoint.
-#   bash outputs/measured/compare_metamath/run.sh [runs folder]   (default outputs/runs/compare_metamath)
-# then: python -m lorasb.report <runs folder> --out outputs/measured/compare_metamath
+# skipped, a killed one resumes from its last checkpoint. The runs live in this folder's runs/,
+# their small files tracked (runs/.gitignore), so the jobs can spread over several sessions.
+#   bash outputs/measured/compare_metamath/run.sh [runs folder]   (default: this folder's runs/)
+# then: python -m lorasb.report outputs/measured/compare_metamath/runs --out outputs/measured/compare_metamath
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 source outputs/measured/run_job.sh
-runs=${1:-outputs/runs/compare_metamath}
+runs=${1:-outputs/measured/compare_metamath/runs}
 data=${LORASB_DATA_DIR:-../shared/data}
 for seed in 0 1 2; do
   for job in lora_sb:32 lora:8 full:8; do
