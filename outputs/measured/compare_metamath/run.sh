@@ -8,7 +8,7 @@
 # budget of experiment=smollm2_metamath (320 training rows of at most 256 tokens, one epoch) fits
 # this machine's CPU. One process a job, resumable: rerun the script and finished jobs are
 # skipped, a killed one resumes from its last checkpoint. The runs live in this folder's runs/,
-# their small files tracked (runs/.gitignore), so the jobs can spread over several sessions.
+# their small files tracked (.gitignore), so the jobs can spread over several sessions.
 #   bash outputs/measured/compare_metamath/run.sh [runs folder]   (default: this folder's runs/)
 # then: python -m lorasb.report outputs/measured/compare_metamath/runs --out outputs/measured/compare_metamath
 set -uo pipefail
