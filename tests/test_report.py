@@ -305,6 +305,7 @@ def test_an_earlier_reports_runs_are_read_back_and_a_redone_run_replaces_its_row
     assert runs["lora_sb", "1"]["gsm8k/count"] == "8" and runs["lora", "2"]["gsm8k/count"] == ""
     assert setting(tmp_path / "out", "mrpc", "lora_sb")["evaluated"] == "gsm8k 8"
     assert "- 5 run(s) read from an earlier report" in result.stdout and "- 5 run(s) have no validation curve" in result.stdout
+    assert matplotlib.image.imread(tmp_path / "out" / "report_curves.png").shape[:2] == (320, 400)  # one panel: the redone run's
     assert not report(str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out")).returncode == 0
 
 

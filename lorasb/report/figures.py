@@ -106,8 +106,10 @@ def mean_curve(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]
 def plot_curves(groups: list[Group], curves: dict[str, list[tuple[int, float]]], path: Path) -> None:
     """The main metric at each validation (step 0: before training) of every run (thin) and their mean
     over the seeds (thick): a row per task, a column per method, a colour per rank and lr; the
-    baseline dashed. ``curves`` maps each run's folder to its curve."""
+    baseline dashed. ``curves`` maps each run's folder to its curve; settings without one are left
+    out (runs read from an earlier report)."""
     plt = _pyplot()
+    groups = [g for g in groups if any(curves.get(r["run_dir"]) for r in g.runs)] or groups
     tasks = sorted({str(g.task) for g in groups})
     methods = sorted({str(g.method) for g in groups})
     colors = _colors(plt, [f"r={g.rank}, lr {g.lr_label}" for g in groups])
