@@ -5,18 +5,17 @@ import importlib.util
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from lorasb.config import config_problems
-from lorasb.method.attach import adapters, attach
+from lorasb.method.attach import adapters
 from lorasb.method.estimate import accumulate_gradients
 from lorasb.method.quantized import dequantize_linears, float_weight, is_quantized, weight_shape
 from lorasb.method.registry import build_method
 from lorasb.models import load_causal_lm
-from lorasb.models.quantization import bnb_config
+from lorasb.models.quantization import bnb_config, prepare_for_training
 from lorasb.settings.model import INSTALL
 from lorasb.settings.model import ModelSettings
-from tests.helpers.tiny_models import LLAMA_TARGETS, tiny_llama
+from tests.helpers.tiny_models import LLAMA_TARGETS
 
 pytest.importorskip("bitsandbytes", reason="bitsandbytes is in the test extra: pip install -e '.[test]'")
 
@@ -50,18 +49,42 @@ def batches(count: int = 2, seed: int = 1):
     return [{"input_ids": i, "attention_mask": m, "labels": i.masked_fill(m == 0, -100)} for i, m in zip(ids, masks)]
 
 
+def four_bit_layers(model) -> list:
+    return [m for m in model.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
+
+
+def repack_for_cpu_inference(model) -> None:
+    """Repack every 4-bit weight as bitsandbytes does after an eval pass on a CPU with AVX512-BF16,
+    for its inference kernel, which has no backward."""
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu
+
+    for layer in four_bit_layers(model):
+        layer.weight.data, layer.weight.quant_state = _convert_weight_packed_for_cpu(layer.weight.data, layer.weight.quant_state)
+        assert layer.weight.quant_state.packing_format_for_cpu
+
+
 @pytest.mark.parametrize("kind", ["nf4", "fp4"])
-def test_the_estimate_on_a_4bit_base_is_the_gradient_of_its_dequantized_weights(kind, llama_folder):
+@pytest.mark.parametrize("repacked", [False, True], ids=["loaded", "repacked"])
+def test_the_estimate_on_a_4bit_base_is_the_gradient_of_its_dequantized_weights(kind, repacked, llama_folder):
     """ΣG from layer inputs and output gradients on the quantized layers equals autograd's gradient of
-    the same model with each quantized weight replaced by its dequantized float32 copy."""
+    the same model with each quantized weight replaced by its dequantized float32 copy. Repacked:
+    the weights were first repacked for bitsandbytes' CPU inference kernel; prepare_for_training
+    puts them back, and no later eval pass repacks them (on any CPU)."""
     model = load(kind, llama_folder)
+    assert four_bit_layers(model) and not any(layer.support_avx512bf16_for_cpu for layer in four_bit_layers(model))
+    if repacked:
+        repack_for_cpu_inference(model)
+        prepare_for_training(model, gradient_checkpointing=False)
+        with torch.no_grad():
+            model.eval()(input_ids=batches(1)[0]["input_ids"])
+        assert not any(layer.weight.quant_state.packing_format_for_cpu for layer in four_bit_layers(model))
     names = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and is_quantized(m.weight)]
     assert len(names) == 2 * 7
     weights = {n: model.get_submodule(n).weight for n in names}
     sums = accumulate_gradients(model, batches(), weights)
     assert all(sums[n].shape == weight_shape(weights[n]) == (model.get_submodule(n).out_features, model.get_submodule(n).in_features) for n in names)
 
-    reference = dequantize_linears(load(kind, llama_folder)).train()
+    reference = dequantize_linears(model).train()  # its weights as the estimate read them (a repacking's round trip takes its scales through bfloat16)
     assert not reference.is_quantized and not any(is_quantized(p) for p in reference.parameters())
     reference.requires_grad_(False)
     for n in names:
