@@ -13,6 +13,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from lorasb.models.differentiable import keep_differentiable
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
 
@@ -50,8 +52,6 @@ def load_causal_lm(name_or_path: str, dtype: str = "float32", quantization_confi
     its linear layers quantized (:mod:`lorasb.models.quantization`) on the device it loads on."""
     if quantization_config is None:
         return from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype(dtype))
-    from lorasb.models.quantization import keep_differentiable  # it reads torch_dtype from here
-
     # bitsandbytes quantizes on the device the model loads on: the current GPU, else the CPU
     device = torch.cuda.current_device() if torch.cuda.is_available() else "cpu"
     model = from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype(dtype), quantization_config=quantization_config, device_map={"": device})
