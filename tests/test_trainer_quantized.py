@@ -63,13 +63,14 @@ def test_training_lowers_the_loss(trained):
 
 def test_the_saved_adapter_loads_in_peft_on_the_nf4_base_with_the_same_outputs(trained, smollm2_dir):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
+    from lorasb.models import load_causal_lm
     from lorasb.models.quantization import bnb_config
 
     model = trained["trainer"].model.eval()
     batch = {k: v for k, v in trained["probe"].items() if k != "labels"}
-    base = AutoModelForCausalLM.from_pretrained(smollm2_dir, quantization_config=bnb_config("nf4", "float32", True), device_map="cpu")
+    # transformers' nf4 model on lorasb's kernel (bitsandbytes' CPU inference kernel computes in bfloat16)
+    base = load_causal_lm(str(smollm2_dir), "float32", bnb_config("nf4", "float32", True))
     with torch.no_grad():
         expected = model(**batch).logits
         loaded = PeftModel.from_pretrained(base, trained["out"] / "final").eval()
